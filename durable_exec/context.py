@@ -1,0 +1,563 @@
+"""DurableContext: the durable operations a handler calls.
+
+Each operation gets an id from its place in the program — the parent
+context's id and a per-context counter — never from thread timing. When
+the execution state already holds a record at that id, the operation is
+replayed: a completed step returns (or raises) its checkpointed outcome
+without running, a finished wait returns at once, a finished child context
+returns its result. The record must be of the same type, sub-type and name
+as the operation the handler asks for; otherwise the handler changed, and
+:class:`NonDeterministicExecutionError` fails the execution.
+
+A context is used by one thread at a time: a handler's root context by the
+handler's thread, a child context by the code it was given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import attrs
+
+from ._logger import WORKFLOW_LOGGER_NAME, DurableLogger
+from ._state import MAX_PAYLOAD_BYTES, ExecutionState
+from .config import (
+    MAX_WAIT_SECONDS,
+    ChildConfig,
+    Duration,
+    DurationLike,
+    StepConfig,
+    StepSemantics,
+)
+from .errors import (
+    ChildContextError,
+    NonDeterministicExecutionError,
+    OperationError,
+    SerDesError,
+    StepError,
+    StepInterruptedError,
+    SuspendExecution,
+    ValidationError,
+    error_object_from_exception,
+)
+from .serde import (
+    SerDesContext,
+    deserialize,
+    return_type_of,
+    serdes_for,
+    serialize,
+)
+from .wire import (
+    ContextOptions,
+    ErrorObject,
+    Operation,
+    OperationAction,
+    OperationStatus,
+    OperationSubType,
+    OperationType,
+    OperationUpdate,
+    StepOptions,
+    WaitOptions,
+)
+
+__all__ = ["DurableContext", "StepContext"]
+
+T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
+
+_MAX_ID_LENGTH = 64
+_MAX_NAME_LENGTH = 256
+_DEFAULT_STEP_CONFIG = StepConfig()
+_DEFAULT_CHILD_CONFIG = ChildConfig()
+
+
+def operation_id(logical_id: str) -> str:
+    """The wire id for a logical id: itself, or a digest when too long.
+
+    Logical ids nest (``"3-2-1"``) and can outgrow the service's 64
+    characters in deep trees; those are replaced by a stable digest.
+    """
+    if len(logical_id) <= _MAX_ID_LENGTH:
+        return logical_id
+    return hashlib.blake2b(logical_id.encode(), digest_size=24).hexdigest()
+
+
+def _check_name(name: Any) -> str | None:
+    if name is None:
+        return None
+    if not isinstance(name, str):
+        raise ValidationError(f"name must be a string or None (got {name!r})")
+    if not 1 <= len(name) <= _MAX_NAME_LENGTH or not name.isascii() or not name.isprintable():
+        raise ValidationError(
+            "name must be 1 to 256 printable ASCII characters "
+            f"(got {name!r})"
+        )
+    return name
+
+
+def _default_name(func: Callable[..., Any]) -> str | None:
+    name = getattr(func, "__name__", None)
+    if not isinstance(name, str) or name == "<lambda>":
+        return None
+    return name[:_MAX_NAME_LENGTH]
+
+
+def _check_callable(parameter: str, func: Any) -> None:
+    if not callable(func):
+        raise ValidationError(
+            f"{parameter} must be callable (got {func!r})"
+        )
+
+
+@attrs.frozen
+class StepContext:
+    """What a step's function receives.
+
+    Attributes:
+        operation_id: the step's id.
+        name: the step's name, if any.
+        attempt: the 1-based number of this attempt.
+        logger: a logger carrying the execution, the step and the attempt.
+    """
+
+    operation_id: str
+    name: str | None
+    attempt: int
+    logger: DurableLogger
+
+
+class DurableContext:
+    """The durable operations of one context of an execution.
+
+    The handler gets the root context; :meth:`run_in_child_context` makes
+    child contexts.
+    """
+
+    def __init__(
+        self,
+        state: ExecutionState,
+        *,
+        parent_id: str | None = None,
+        logical_id: str | None = None,
+        base_logger: logging.Logger | None = None,
+        log_during_replay: bool = False,
+        lambda_context: Any = None,
+    ) -> None:
+        self._state = state
+        self._parent_id = parent_id
+        self._prefix = f"{logical_id}-" if logical_id else ""
+        self._counter = itertools.count(1)
+        self._next = 1
+        self._base_logger = base_logger or logging.getLogger(WORKFLOW_LOGGER_NAME)
+        self._log_during_replay = log_during_replay
+        self.lambda_context = lambda_context
+        self.logger = DurableLogger(
+            self._base_logger,
+            {
+                "durableExecutionArn": state.durable_execution_arn,
+                "operationId": parent_id,
+            },
+            self.is_replaying,
+            log_during_replay,
+        )
+
+    @property
+    def durable_execution_arn(self) -> str:
+        return self._state.durable_execution_arn
+
+    # -- ids and replay --------------------------------------------------------
+
+    def _next_ids(self) -> tuple[str, str]:
+        number = next(self._counter)
+        self._next = number + 1
+        logical = f"{self._prefix}{number}"
+        return logical, operation_id(logical)
+
+    def is_replaying(self) -> bool:
+        """True while the next operation of this context is already recorded.
+
+        Code running before such an operation ran in an earlier invocation
+        too, so the context logger stays quiet there.
+        """
+        upcoming = operation_id(f"{self._prefix}{self._next}")
+        return self._state.contains(upcoming)
+
+    def _child(self, parent_id: str, logical_id: str) -> DurableContext:
+        return DurableContext(
+            self._state,
+            parent_id=parent_id,
+            logical_id=logical_id,
+            base_logger=self._base_logger,
+            log_during_replay=self._log_during_replay,
+            lambda_context=self.lambda_context,
+        )
+
+    def _serdes_context(self, op_id: str, name: str | None) -> SerDesContext:
+        return SerDesContext(op_id, self._state.durable_execution_arn, name)
+
+    # -- step --------------------------------------------------------------------
+
+    def step(
+        self,
+        func: Callable[[StepContext], T],
+        name: str | None = None,
+        config: StepConfig | None = None,
+    ) -> T:
+        """Run ``func`` as a checkpointed step and return its result.
+
+        The step's outcome is checkpointed; on replay a finished step
+        returns its recorded result (or raises its recorded error) without
+        running. A failed attempt goes through ``config.retry_strategy``: a
+        retry is checkpointed with its delay and the invocation suspends
+        until the service brings the next attempt.
+
+        With the default at-least-once semantics, an attempt whose process
+        died runs again, so ``func`` can run more than once per attempt.
+        With at-most-once semantics it never does; the interrupted attempt
+        counts as failed instead.
+
+        Args:
+            func: called with a :class:`StepContext`.
+            name: recorded with the step; default ``func.__name__``.
+            config: retry strategy, semantics and serdes.
+
+        Returns:
+            The result as deserialized from its checkpoint.
+
+        Raises:
+            StepError: the step failed and will not be retried.
+        """
+        _check_callable("func", func)
+        if config is None:
+            config = _DEFAULT_STEP_CONFIG
+        elif not isinstance(config, StepConfig):
+            raise ValidationError(f"config must be a StepConfig (got {config!r})")
+        name = _check_name(name) if name is not None else _default_name(func)
+        _, op_id = self._next_ids()
+        operation = self._state.get_checked(
+            op_id, OperationType.STEP, OperationSubType.STEP, name
+        )
+        serdes = serdes_for(
+            config.serdes, config.result_type or return_type_of(func)
+        )
+        serdes_context = self._serdes_context(op_id, name)
+
+        # Replay what is recorded.
+        attempts_done = 0
+        needs_start = True
+        if operation is not None:
+            details = operation.step_details
+            attempts_done = (details.attempt if details else None) or 0
+            status = operation.status
+            if status is OperationStatus.SUCCEEDED:
+                return deserialize(serdes, operation.result, serdes_context)  # type: ignore[no-any-return]
+            if status is OperationStatus.FAILED:
+                raise StepError.from_error_object(operation.error)
+            if status is OperationStatus.PENDING:
+                # The retry delay is not over; the service brings it.
+                raise SuspendExecution(f"step {op_id} waits for its retry")
+            if status is OperationStatus.STARTED:
+                needs_start = False
+                if config.semantics is StepSemantics.AT_MOST_ONCE_PER_RETRY:
+                    interrupted = StepInterruptedError(
+                        f"step {name or op_id} was interrupted: its attempt "
+                        f"{attempts_done + 1} started and never finished",
+                        error_type="StepInterruptedError",
+                    )
+                    return self._step_failed(
+                        op_id, name, config, interrupted, attempts_done + 1
+                    )
+
+        attempt = attempts_done + 1
+        if needs_start:
+            self._state.checkpoint(
+                OperationUpdate(
+                    id=op_id,
+                    type=OperationType.STEP,
+                    action=OperationAction.START,
+                    parent_id=self._parent_id,
+                    name=name,
+                    sub_type=OperationSubType.STEP,
+                )
+            )
+
+        step_logger = self.logger.with_fields(
+            operationId=op_id, operationName=name, attempt=attempt
+        )
+        step_logger.log_during_replay = True
+        try:
+            result = func(StepContext(op_id, name, attempt, step_logger))
+        except (SuspendExecution, NonDeterministicExecutionError):
+            raise
+        except Exception as error:
+            return self._step_failed(op_id, name, config, error, attempt)
+
+        # The result must survive its checkpoint; what the caller gets is
+        # what a replay would get.
+        try:
+            payload = serialize(serdes, result, serdes_context)
+            _check_payload_size(payload, f"the result of step {name or op_id}")
+            value = deserialize(serdes, payload, serdes_context)
+        except (SerDesError, ValidationError) as error:
+            self._fail(op_id, OperationType.STEP, OperationSubType.STEP, name, error)
+            raise StepError(
+                str(error), error_type=type(error).__name__
+            ) from error
+
+        self._state.checkpoint(
+            OperationUpdate(
+                id=op_id,
+                type=OperationType.STEP,
+                action=OperationAction.SUCCEED,
+                parent_id=self._parent_id,
+                name=name,
+                sub_type=OperationSubType.STEP,
+                payload=payload,
+            )
+        )
+        return value  # type: ignore[no-any-return]
+
+    def _step_failed(
+        self,
+        op_id: str,
+        name: str | None,
+        config: StepConfig,
+        error: BaseException,
+        attempt: int,
+    ) -> Any:
+        decision = config.retry_policy()(error, attempt)
+        recorded = error_object_from_exception(error)
+        if decision.should_retry:
+            logger.warning(
+                "step %s attempt %d failed (%s: %s); retrying in %d s",
+                name or op_id,
+                attempt,
+                recorded.error_type,
+                recorded.error_message,
+                decision.delay_seconds,
+            )
+            self._state.checkpoint(
+                OperationUpdate(
+                    id=op_id,
+                    type=OperationType.STEP,
+                    action=OperationAction.RETRY,
+                    parent_id=self._parent_id,
+                    name=name,
+                    sub_type=OperationSubType.STEP,
+                    error=recorded,
+                    step_options=StepOptions(decision.delay_seconds),
+                )
+            )
+            raise SuspendExecution(
+                f"step {op_id} retries in {decision.delay_seconds} s"
+            )
+        self._state.checkpoint(
+            OperationUpdate(
+                id=op_id,
+                type=OperationType.STEP,
+                action=OperationAction.FAIL,
+                parent_id=self._parent_id,
+                name=name,
+                sub_type=OperationSubType.STEP,
+                error=recorded,
+            )
+        )
+        raise StepError.from_error_object(recorded) from error
+
+    def _fail(
+        self,
+        op_id: str,
+        type: OperationType,
+        sub_type: str,
+        name: str | None,
+        error: BaseException,
+    ) -> ErrorObject:
+        recorded = error_object_from_exception(error)
+        self._state.checkpoint(
+            OperationUpdate(
+                id=op_id,
+                type=type,
+                action=OperationAction.FAIL,
+                parent_id=self._parent_id,
+                name=name,
+                sub_type=sub_type,
+                error=recorded,
+            )
+        )
+        return recorded
+
+    # -- wait ----------------------------------------------------------------------
+
+    def wait(self, duration: DurationLike, name: str | None = None) -> None:
+        """Wait durably for ``duration`` (whole seconds, at least 1).
+
+        The wait is checkpointed and the invocation suspends; the service
+        invokes the handler again once the time is over, and the replayed
+        wait returns at once. No process sits idle meanwhile.
+        """
+        seconds = Duration.coerce(duration).seconds
+        if not 1 <= seconds <= MAX_WAIT_SECONDS:
+            raise ValidationError(
+                f"duration must be 1 to {MAX_WAIT_SECONDS} seconds "
+                f"(got {seconds} s)"
+            )
+        name = _check_name(name)
+        _, op_id = self._next_ids()
+        operation = self._state.get_checked(
+            op_id, OperationType.WAIT, OperationSubType.WAIT, name
+        )
+        if operation is None:
+            self._state.checkpoint(
+                OperationUpdate(
+                    id=op_id,
+                    type=OperationType.WAIT,
+                    action=OperationAction.START,
+                    parent_id=self._parent_id,
+                    name=name,
+                    sub_type=OperationSubType.WAIT,
+                    wait_options=WaitOptions(seconds),
+                )
+            )
+            operation = self._state.get(op_id)
+        if operation is not None and operation.is_terminal:
+            return
+        raise SuspendExecution(f"wait {op_id} is not over")
+
+    # -- child context ---------------------------------------------------------
+
+    def run_in_child_context(
+        self,
+        func: Callable[[DurableContext], T],
+        name: str | None = None,
+        config: ChildConfig | None = None,
+    ) -> T:
+        """Run ``func`` in a child context, checkpointed as one operation.
+
+        The child's operations nest under it. Once the child finishes, its
+        result (or error) is checkpointed and replay returns it without
+        running ``func``. A result over 256 KiB is checkpointed as a small
+        summary, and replay rebuilds it by running ``func`` again over the
+        children's checkpoints, so no step inside runs twice.
+
+        Args:
+            func: called with the child :class:`DurableContext`.
+            name: recorded with the context; default ``func.__name__``.
+            config: serdes and result type.
+
+        Raises:
+            ChildContextError: ``func`` raised; carries the recorded error.
+        """
+        _check_callable("func", func)
+        if config is None:
+            config = _DEFAULT_CHILD_CONFIG
+        elif not isinstance(config, ChildConfig):
+            raise ValidationError(f"config must be a ChildConfig (got {config!r})")
+        name = _check_name(name) if name is not None else _default_name(func)
+        return self._run_child(
+            func, name, config, config.sub_type or OperationSubType.RUN_IN_CHILD_CONTEXT
+        )
+
+    def _run_child(
+        self,
+        func: Callable[[DurableContext], T],
+        name: str | None,
+        config: ChildConfig,
+        sub_type: str,
+    ) -> T:
+        logical_id, op_id = self._next_ids()
+        operation = self._state.get_checked(
+            op_id, OperationType.CONTEXT, sub_type, name
+        )
+        serdes = serdes_for(
+            config.serdes, config.result_type or return_type_of(func)
+        )
+        serdes_context = self._serdes_context(op_id, name)
+
+        rebuild = False
+        if operation is not None:
+            if operation.status is OperationStatus.SUCCEEDED:
+                details = operation.context_details
+                if not (details and details.replay_children):
+                    return deserialize(serdes, operation.result, serdes_context)  # type: ignore[no-any-return]
+                rebuild = True
+            elif operation.status is OperationStatus.FAILED:
+                raise ChildContextError.from_error_object(operation.error)
+        else:
+            # Queued, not awaited: the first durable operation inside (or
+            # the context's completion) carries it, in order.
+            self._state.checkpoint(
+                OperationUpdate(
+                    id=op_id,
+                    type=OperationType.CONTEXT,
+                    action=OperationAction.START,
+                    parent_id=self._parent_id,
+                    name=name,
+                    sub_type=sub_type,
+                ),
+                wait=False,
+            )
+
+        child = self._child(op_id, logical_id)
+        try:
+            result = func(child)
+        except (SuspendExecution, NonDeterministicExecutionError):
+            raise
+        except Exception as error:
+            if rebuild:
+                raise
+            recorded = self._fail(op_id, OperationType.CONTEXT, sub_type, name, error)
+            raise ChildContextError.from_error_object(recorded) from error
+
+        try:
+            payload = serialize(serdes, result, serdes_context)
+            value = deserialize(serdes, payload, serdes_context)
+        except SerDesError as error:
+            recorded = self._fail(op_id, OperationType.CONTEXT, sub_type, name, error)
+            raise ChildContextError.from_error_object(recorded) from error
+        if rebuild:
+            return value  # type: ignore[no-any-return]
+
+        options = None
+        if len(payload.encode()) > MAX_PAYLOAD_BYTES:
+            # Too large to checkpoint: record a summary, and let replay
+            # rebuild the result from the children's own checkpoints.
+            summary = config.summary or _size_summary
+            payload = summary(result)
+            options = ContextOptions(replay_children=True)
+        self._state.checkpoint(
+            OperationUpdate(
+                id=op_id,
+                type=OperationType.CONTEXT,
+                action=OperationAction.SUCCEED,
+                parent_id=self._parent_id,
+                name=name,
+                sub_type=sub_type,
+                payload=payload,
+                context_options=options,
+            )
+        )
+        return value  # type: ignore[no-any-return]
+
+
+def _size_summary(result: Any) -> str:
+    return '{"summary":"result over 256 KiB, rebuilt on replay"}'
+
+
+def _check_payload_size(payload: str, what: str) -> None:
+    size = len(payload.encode())
+    if size > MAX_PAYLOAD_BYTES:
+        raise ValidationError(
+            f"{what} serializes to {size:,} bytes; a checkpointed payload "
+            f"may be at most {MAX_PAYLOAD_BYTES:,} bytes"
+        )
+
+
+def describe_operation(operation: Operation) -> str:
+    """A short human description of an operation, for messages."""
+    name = f" {operation.name!r}" if operation.name else ""
+    return f"{operation.type.value}{name} (id {operation.id})"

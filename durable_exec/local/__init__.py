@@ -1,0 +1,58 @@
+"""The embedded engine: durable executions on one machine.
+
+:class:`LocalEngine` runs durable handlers to the end with nothing to
+deploy: executions, operations and history are kept in SQLite (or in
+memory), waits and retry delays run on a real or skipping clock, and each
+invocation runs in this process or in a fresh subprocess.
+
+Example::
+
+    from durable_exec.local import LocalEngine
+
+    with LocalEngine.in_memory() as engine:
+        outcome = engine.run(handler, {"order": 42})
+        print(outcome.status, outcome.result)
+"""
+
+from __future__ import annotations
+
+from ._client import LocalServiceClient
+from ._clock import Clock, RealClock, SkippingClock
+from ._engine import Engine
+from ._errors import (
+    CallbackTimeoutException,
+    InvalidParameterValueException,
+    ResourceConflictException,
+    ResourceNotFoundException,
+    ServiceError,
+)
+from ._runner import (
+    DEFAULT_STORE_PATH,
+    ExecutionResult,
+    ExecutionSummary,
+    LocalEngine,
+    load_handler,
+)
+from ._store import ExecutionRecord, MemoryStore, SqliteStore, Store
+
+__all__ = [
+    "CallbackTimeoutException",
+    "Clock",
+    "DEFAULT_STORE_PATH",
+    "Engine",
+    "ExecutionRecord",
+    "ExecutionResult",
+    "ExecutionSummary",
+    "InvalidParameterValueException",
+    "LocalEngine",
+    "LocalServiceClient",
+    "MemoryStore",
+    "RealClock",
+    "ResourceConflictException",
+    "ResourceNotFoundException",
+    "ServiceError",
+    "SkippingClock",
+    "SqliteStore",
+    "Store",
+    "load_handler",
+]

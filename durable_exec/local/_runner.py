@@ -1,0 +1,593 @@
+"""Running workflows on the embedded engine: the API for scripts.
+
+:class:`LocalEngine` registers handlers as functions, starts executions,
+and drives each one to its end: it invokes the handler whenever an
+invocation is owed, sleeps (or skips) to the next timer, and stops when
+the execution ends or waits only for the outside world.
+
+An invocation runs in this process, or in a fresh subprocess. A
+subprocess that dies mid-invocation leaves ``InvocationCompleted`` with
+``Runtime.ExitError`` and is invoked again, as on Lambda; so does a
+process of ours that died while it ran an invocation in this process,
+once the execution is resumed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ..errors import ExecutionNotFoundError, ValidationError
+from ..handler import DurableHandler
+from ..wire import ErrorObject, ExecutionStatus, Operation
+from ._client import LocalServiceClient
+from ._clock import Clock, RealClock, SkippingClock
+from ._engine import (
+    DEFAULT_EXECUTION_TIMEOUT,
+    Engine,
+    InvocationOutcome,
+)
+from ._errors import ServiceError
+from ._store import ExecutionRecord, MemoryStore, SqliteStore, Store
+
+__all__ = [
+    "DEFAULT_STORE_PATH",
+    "ExecutionResult",
+    "ExecutionSummary",
+    "LocalEngine",
+    "load_handler",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_STORE_PATH = Path(".durable_exec") / "executions.sqlite3"
+
+IN_PROCESS = "in_process"
+SUBPROCESS = "subprocess"
+
+
+@attrs.frozen
+class ExecutionResult:
+    """Where an execution stands: status, outcome and history.
+
+    Attributes:
+        arn: the execution's ARN.
+        name: its name.
+        function_name: the function it runs.
+        status: RUNNING while it waits for something, else how it ended.
+        result_payload: the result as checkpointed text, if it succeeded.
+        error: the error, if it failed, timed out or was stopped.
+        history: the events, in the shape of GetDurableExecutionHistory.
+        operations: the operations, in start order.
+        invocations: how many invocations it has had.
+    """
+
+    arn: str
+    name: str
+    function_name: str
+    status: ExecutionStatus
+    result_payload: str | None
+    error: ErrorObject | None
+    history: tuple[dict[str, Any], ...]
+    operations: tuple[Operation, ...]
+    invocations: int
+
+    @property
+    def result(self) -> Any:
+        """The result, JSON-decoded; None when there is none."""
+        if not self.result_payload:
+            return None
+        return json.loads(self.result_payload)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status is ExecutionStatus.SUCCEEDED
+
+    def operation(self, name: str) -> Operation:
+        """The first operation called ``name``."""
+        for operation in self.operations:
+            if operation.name == name:
+                return operation
+        raise KeyError(f"no operation is named {name!r}")
+
+
+@attrs.frozen
+class ExecutionSummary:
+    arn: str
+    name: str
+    function_name: str
+    status: ExecutionStatus
+    start: Any
+    end: Any
+
+
+@attrs.frozen
+class _Function:
+    handler: DurableHandler[Any, Any]
+    ref: str | None
+    timeout_seconds: int
+
+
+def load_handler(ref: str) -> DurableHandler[Any, Any]:
+    """Load ``FILE_OR_MODULE:ATTRIBUTE`` as a durable handler.
+
+    ``FILE_OR_MODULE`` is a path to a ``.py`` file or a dotted module name.
+    """
+    target, sep, attribute = ref.rpartition(":")
+    if not sep or not target or not attribute:
+        raise ValidationError(
+            f"handler must be FILE_OR_MODULE:HANDLER (got {ref!r})"
+        )
+    if target.endswith(".py") or os.sep in target or "/" in target:
+        path = Path(target)
+        if not path.is_file():
+            raise ValidationError(f"handler file {target!r} does not exist")
+        module_name = "_durable_handler_" + re.sub(r"\W", "_", str(path.resolve()))
+        module = sys.modules.get(module_name)
+        if module is None:
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            if spec is None or spec.loader is None:
+                raise ValidationError(f"cannot load handler file {target!r}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            # Let the file import its neighbours, as `python FILE` would.
+            sys.path.insert(0, str(path.resolve().parent))
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[module_name]
+                raise
+            finally:
+                sys.path.remove(str(path.resolve().parent))
+    else:
+        try:
+            module = importlib.import_module(target)
+        except ImportError as error:
+            raise ValidationError(
+                f"cannot import handler module {target!r}: {error}"
+            ) from error
+    try:
+        handler = getattr(module, attribute)
+    except AttributeError:
+        raise ValidationError(
+            f"{target!r} has no attribute {attribute!r}"
+        ) from None
+    if not isinstance(handler, DurableHandler):
+        raise ValidationError(
+            f"{ref!r} is not a durable handler; decorate it with "
+            "@durable_execution"
+        )
+    return handler
+
+
+def _ref_of(handler: DurableHandler[Any, Any]) -> str | None:
+    """A FILE:ATTRIBUTE reference a subprocess can load ``handler`` by."""
+    module = sys.modules.get(getattr(handler, "__module__", "") or "")
+    qualname = getattr(handler, "__qualname__", None)
+    path = getattr(module, "__file__", None)
+    if not path or not qualname or "." in qualname or "<" in qualname:
+        return None
+    if getattr(module, qualname, None) is not handler:
+        return None
+    return f"{path}:{qualname}"
+
+
+def function_name_for(handler: Any) -> str:
+    """A function name for a handler registered without one."""
+    name = getattr(handler, "__name__", None) or "handler"
+    return re.sub(r"[^A-Za-z0-9_-]", "-", name)[:64]
+
+
+class LocalEngine:
+    """Runs durable handlers on one machine, to the end.
+
+    Args:
+        store: a :class:`Store`, a SQLite file path, or ``":memory:"``;
+            default ``.durable_exec/executions.sqlite3`` under the current
+            directory.
+        clock: the engine's clock; default the wall clock, or a
+            :class:`SkippingClock` with ``skip_time``.
+        skip_time: jump over waits and delays instead of sleeping.
+        invocation_mode: ``"in_process"`` (default) or ``"subprocess"``,
+            a fresh Python process per invocation (needs a store on disk).
+        page_size: operations per page of state, as the service pages.
+    """
+
+    def __init__(
+        self,
+        store: Store | str | os.PathLike[str] | None = None,
+        *,
+        clock: Clock | None = None,
+        skip_time: bool = False,
+        invocation_mode: str = IN_PROCESS,
+        page_size: int = 1000,
+    ) -> None:
+        if store is None:
+            store = SqliteStore(DEFAULT_STORE_PATH)
+        elif isinstance(store, str) and store == ":memory:":
+            store = MemoryStore()
+        elif isinstance(store, (str, os.PathLike)):
+            store = SqliteStore(store)
+        if clock is None:
+            clock = SkippingClock() if skip_time else RealClock()
+        if invocation_mode not in (IN_PROCESS, SUBPROCESS):
+            raise ValidationError(
+                f"invocation_mode must be {IN_PROCESS!r} or {SUBPROCESS!r} "
+                f"(got {invocation_mode!r})"
+            )
+        if invocation_mode == SUBPROCESS and not isinstance(store, SqliteStore):
+            raise ValidationError(
+                "invocation_mode 'subprocess' needs a store on disk; "
+                "give a SQLite path as store"
+            )
+        if not isinstance(page_size, int) or not 1 <= page_size <= 1000:
+            raise ValidationError(
+                f"page_size must be 1 to 1000 (got {page_size!r})"
+            )
+        self.engine = Engine(store, clock=clock, page_size=page_size)
+        self.clock = clock
+        self.invocation_mode = invocation_mode
+        self.client = LocalServiceClient(self.engine)
+        self._functions: dict[str, _Function] = {}
+        # Set by the conformance harness to see each invocation's log file.
+        self.log_file: Path | None = None
+
+    @classmethod
+    def in_memory(cls, *, skip_time: bool = True, clock: Clock | None = None) -> LocalEngine:
+        """An engine that keeps nothing on disk; skips time by default."""
+        return cls(":memory:", skip_time=skip_time, clock=clock)
+
+    @property
+    def store(self) -> Store:
+        return self.engine.store
+
+    def close(self) -> None:
+        self.engine.store.close()
+
+    def __enter__(self) -> LocalEngine:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- functions -----------------------------------------------------------
+
+    def register(
+        self,
+        function_name: str,
+        handler: DurableHandler[Any, Any] | str,
+        *,
+        execution_timeout: int = DEFAULT_EXECUTION_TIMEOUT,
+    ) -> None:
+        """Make ``handler`` the code of ``function_name``.
+
+        Args:
+            function_name: 1 to 64 letters, digits, ``-`` or ``_``.
+            handler: a durable handler, or ``FILE_OR_MODULE:HANDLER``.
+            execution_timeout: seconds an execution of it may take.
+        """
+        ref: str | None
+        if isinstance(handler, str):
+            ref = handler
+            loaded = load_handler(handler)
+        elif isinstance(handler, DurableHandler):
+            loaded = handler
+            ref = _ref_of(handler)
+        else:
+            raise ValidationError(
+                "handler must be a durable handler or FILE_OR_MODULE:HANDLER "
+                f"(got {handler!r})"
+            )
+        if not isinstance(function_name, str) or not re.fullmatch(
+            r"[A-Za-z0-9_-]{1,64}", function_name
+        ):
+            raise ValidationError(
+                "function_name must be 1 to 64 letters, digits, '-' or '_' "
+                f"(got {function_name!r})"
+            )
+        if self.invocation_mode == SUBPROCESS and ref is None:
+            raise ValidationError(
+                f"handler {handler!r} cannot be loaded by a subprocess; "
+                "define it at the top level of a module, or register it "
+                "as 'FILE_OR_MODULE:HANDLER'"
+            )
+        self._functions[function_name] = _Function(loaded, ref, execution_timeout)
+
+    def _function_of(self, target: DurableHandler[Any, Any] | str) -> str:
+        if isinstance(target, DurableHandler):
+            for name, function in self._functions.items():
+                if function.handler is target:
+                    return name
+            name = function_name_for(target)
+            self.register(name, target)
+            return name
+        if target not in self._functions:
+            raise ValidationError(
+                f"no function named {target!r} is registered; registered: "
+                f"{', '.join(sorted(self._functions)) or 'none'}"
+            )
+        return target
+
+    # -- executions ----------------------------------------------------------
+
+    def start(
+        self,
+        function: DurableHandler[Any, Any] | str,
+        input: Any = None,
+        *,
+        name: str | None = None,
+    ) -> str:
+        """Create an execution and return its ARN; nothing runs yet.
+
+        With a ``name`` that exists for the function, the existing
+        execution's ARN is returned.
+        """
+        function_name = self._function_of(function)
+        try:
+            payload = json.dumps(input)
+        except (TypeError, ValueError) as error:
+            raise ValidationError(
+                f"input must be JSON-serializable (got {input!r}: {error})"
+            ) from None
+        try:
+            return self.engine.create_execution(
+                function_name,
+                payload,
+                name=name,
+                timeout_seconds=self._functions[function_name].timeout_seconds,
+            )
+        except ServiceError as error:
+            raise ValidationError(error.message) from None
+
+    def run(
+        self,
+        function: DurableHandler[Any, Any] | str,
+        input: Any = None,
+        *,
+        name: str | None = None,
+        on_event: Callable[[Mapping[str, Any]], None] | None = None,
+    ) -> ExecutionResult:
+        """Start (or resume, by name) an execution and drive it.
+
+        Returns when the execution has ended, or waits only for the
+        outside world (status RUNNING).
+        """
+        arn = self.start(function, input, name=name)
+        return self.drive(arn, on_event=on_event)
+
+    def resume(
+        self,
+        name_or_arn: str,
+        *,
+        on_event: Callable[[Mapping[str, Any]], None] | None = None,
+    ) -> ExecutionResult:
+        """Drive an existing execution on, from wherever it stands."""
+        return self.drive(self.resolve(name_or_arn), on_event=on_event)
+
+    def resolve(self, name_or_arn: str) -> str:
+        """The ARN of the execution with this ARN or name."""
+        if name_or_arn.startswith("arn:"):
+            try:
+                self.engine.record(name_or_arn)
+            except ServiceError:
+                raise ExecutionNotFoundError(
+                    f"no execution has the ARN {name_or_arn!r}"
+                ) from None
+            return name_or_arn
+        arns = self.engine.find_arns(name=name_or_arn)
+        if not arns:
+            raise ExecutionNotFoundError(
+                f"no execution is named {name_or_arn!r}"
+            )
+        if len(arns) > 1:
+            raise ExecutionNotFoundError(
+                f"{len(arns)} executions are named {name_or_arn!r}; give an "
+                f"ARN: {', '.join(arns)}"
+            )
+        return arns[0]
+
+    def describe(self, name_or_arn: str) -> ExecutionResult:
+        arn = self.resolve(name_or_arn)
+        return _result_of(self.engine.record(arn))
+
+    def history(self, name_or_arn: str) -> list[dict[str, Any]]:
+        return self.engine.history(self.resolve(name_or_arn))
+
+    def list_executions(
+        self, function_name: str | None = None
+    ) -> list[ExecutionSummary]:
+        summaries = []
+        for arn in self.engine.find_arns(function_name=function_name):
+            record = self.engine.record(arn)
+            summaries.append(
+                ExecutionSummary(
+                    record.arn,
+                    record.name,
+                    record.function_name,
+                    record.status,
+                    record.start,
+                    record.end,
+                )
+            )
+        return summaries
+
+    # -- driving ---------------------------------------------------------------
+
+    def drive(
+        self,
+        arn: str,
+        *,
+        on_event: Callable[[Mapping[str, Any]], None] | None = None,
+    ) -> ExecutionResult:
+        """Invoke and run timers until the execution ends or waits for the
+        outside world."""
+        engine = self.engine
+        engine.refresh(arn)
+        record = engine.record(arn)
+        reported = 0 if on_event is not None else len(record.events)
+
+        if record.invocation_id is not None:
+            if not engine.invocation_orphaned(arn):
+                raise ValidationError(
+                    f"execution {arn} is being run by process "
+                    f"{record.invocation_owner}"
+                )
+            engine.abandon_invocation(
+                arn, "the process running the invocation exited"
+            )
+
+        while True:
+            record = engine.record(arn)
+            if on_event is not None:
+                for event in record.events[reported:]:
+                    on_event(event)
+                reported = len(record.events)
+            if record.terminal:
+                break
+            due = engine.next_due(arn)
+            if due is None:
+                break
+            self.clock.sleep_until(due)
+            engine.fire_due(arn)
+            record = engine.record(arn)
+            if (
+                not record.terminal
+                and record.owed
+                and (record.owed_at is None or record.owed_at <= self.clock.now())
+            ):
+                self._invoke(record)
+        return _result_of(engine.record(arn))
+
+    def _invoke(self, record: ExecutionRecord) -> None:
+        function = self._functions.get(record.function_name)
+        if function is None:
+            raise ValidationError(
+                f"execution {record.arn} runs function "
+                f"{record.function_name!r}, which is not registered here"
+            )
+        envelope = self.engine.begin_invocation(record.arn)
+        if self.invocation_mode == SUBPROCESS:
+            outcome = self._invoke_subprocess(function, envelope)
+            self.engine.refresh(record.arn)
+        else:
+            outcome = self._invoke_in_process(function, envelope)
+        self.engine.end_invocation(record.arn, outcome)
+
+    def _invoke_in_process(
+        self, function: _Function, envelope: dict[str, Any]
+    ) -> InvocationOutcome:
+        try:
+            with self._capture_logs():
+                output = function.handler.invoke(envelope, None, client=self.client)
+        except Exception as error:
+            logger.warning(
+                "invocation of %s raised %s: %s",
+                envelope["DurableExecutionArn"],
+                type(error).__name__,
+                error,
+            )
+            return InvocationOutcome(
+                error=ErrorObject(
+                    error_type=type(error).__name__, error_message=str(error)
+                )
+            )
+        return InvocationOutcome(output=output)
+
+    @contextmanager
+    def _capture_logs(self) -> Iterator[None]:
+        if self.log_file is None:
+            yield
+            return
+        from .._logger import JsonLogFormatter
+
+        handler = logging.FileHandler(self.log_file, encoding="utf-8")
+        handler.setFormatter(JsonLogFormatter())
+        handler.setLevel(logging.DEBUG)
+        workflow = logging.getLogger("durable_exec.workflow")
+        previous = workflow.level
+        workflow.addHandler(handler)
+        if workflow.getEffectiveLevel() > logging.INFO:
+            workflow.setLevel(logging.INFO)
+        try:
+            yield
+        finally:
+            workflow.removeHandler(handler)
+            workflow.setLevel(previous)
+            handler.close()
+
+    def _invoke_subprocess(
+        self, function: _Function, envelope: dict[str, Any]
+    ) -> InvocationOutcome:
+        store = self.engine.store
+        assert isinstance(store, SqliteStore)
+        assert function.ref is not None
+        with tempfile.TemporaryDirectory(prefix="durable-exec-") as scratch:
+            output_path = Path(scratch) / "output.json"
+            job = {
+                "store": str(store.path),
+                "handler": function.ref,
+                "event": envelope,
+                "clock_offset": (
+                    self.clock.offset_seconds
+                    if isinstance(self.clock, SkippingClock)
+                    else None
+                ),
+                "page_size": self.engine.page_size,
+                "output": str(output_path),
+                "log_file": str(self.log_file) if self.log_file else None,
+            }
+            process = subprocess.run(
+                [sys.executable, "-m", "durable_exec.local._worker"],
+                input=json.dumps(job),
+                text=True,
+                capture_output=True,
+                cwd=os.getcwd(),
+            )
+            if process.stderr:
+                logger.debug("invocation stderr:\n%s", process.stderr)
+            if process.returncode == 0 and output_path.exists():
+                result = json.loads(output_path.read_text())
+                if "output" in result:
+                    return InvocationOutcome(output=result["output"])
+                return InvocationOutcome(
+                    error=ErrorObject(
+                        error_type=result["error"]["ErrorType"],
+                        error_message=result["error"]["ErrorMessage"],
+                    )
+                )
+            return InvocationOutcome(
+                error=ErrorObject(
+                    error_type="Runtime.ExitError",
+                    error_message=(
+                        "the invocation's process exited with status "
+                        f"{process.returncode} before it answered"
+                    ),
+                )
+            )
+
+
+def _result_of(record: ExecutionRecord) -> ExecutionResult:
+    return ExecutionResult(
+        arn=record.arn,
+        name=record.name,
+        function_name=record.function_name,
+        status=record.status,
+        result_payload=record.result,
+        error=record.error,
+        history=tuple(dict(event) for event in record.events),
+        operations=tuple(record.operations.values()),
+        invocations=record.invocations,
+    )
