@@ -77,9 +77,9 @@ class DurableLogger(logging.LoggerAdapter[logging.Logger]):
 
     def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
         if self.isEnabledFor(level):
-            msg, kwargs = self.process(msg, kwargs)
-            kwargs.setdefault("stacklevel", 2)
-            self.logger.log(level, msg, *args, **kwargs)
+            msg, processed = self.process(msg, kwargs)
+            processed.setdefault("stacklevel", 2)
+            self.logger.log(level, msg, *args, **processed)
 
 
 _STANDARD_ATTRIBUTES = frozenset(

@@ -173,13 +173,12 @@ class ExecutionState:
                 continue
             batch = self._take_batch_locked()
             self._sending = True
+            failure: BaseException | None = None
             self._queue_lock.release()
             try:
                 self._send(batch)
             except BaseException as error:
                 failure = error
-            else:
-                failure = None
             finally:
                 self._queue_lock.acquire()
                 self._sending = False

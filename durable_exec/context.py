@@ -21,7 +21,6 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import attrs
 
 from ._logger import WORKFLOW_LOGGER_NAME, DurableLogger
 from ._state import MAX_PAYLOAD_BYTES, ExecutionState
@@ -36,7 +35,6 @@ from .config import (
 from .errors import (
     ChildContextError,
     NonDeterministicExecutionError,
-    OperationError,
     SerDesError,
     StepError,
     StepInterruptedError,
@@ -114,7 +112,6 @@ def _check_callable(parameter: str, func: Any) -> None:
         )
 
 
-@attrs.frozen
 class StepContext:
     """What a step's function receives.
 
@@ -122,13 +119,43 @@ class StepContext:
         operation_id: the step's id.
         name: the step's name, if any.
         attempt: the 1-based number of this attempt.
-        logger: a logger carrying the execution, the step and the attempt.
+        logger: a logger carrying the execution, the step and the attempt;
+            code in a step runs for real, so it logs during replay too.
     """
 
-    operation_id: str
-    name: str | None
-    attempt: int
-    logger: DurableLogger
+    __slots__ = ("operation_id", "name", "attempt", "_parent_logger", "_logger")
+
+    def __init__(
+        self,
+        operation_id: str,
+        name: str | None,
+        attempt: int,
+        parent_logger: DurableLogger,
+    ) -> None:
+        self.operation_id = operation_id
+        self.name = name
+        self.attempt = attempt
+        self._parent_logger = parent_logger
+        self._logger: DurableLogger | None = None
+
+    @property
+    def logger(self) -> DurableLogger:
+        # Made on first use: most steps never log.
+        if self._logger is None:
+            logger = self._parent_logger.with_fields(
+                operationId=self.operation_id,
+                operationName=self.name,
+                attempt=self.attempt,
+            )
+            logger.log_during_replay = True
+            self._logger = logger
+        return self._logger
+
+    def __repr__(self) -> str:
+        return (
+            f"StepContext(operation_id={self.operation_id!r}, "
+            f"name={self.name!r}, attempt={self.attempt})"
+        )
 
 
 class DurableContext:
@@ -269,7 +296,7 @@ class DurableContext:
                         f"{attempts_done + 1} started and never finished",
                         error_type="StepInterruptedError",
                     )
-                    return self._step_failed(
+                    return self._step_failed(  # type: ignore[no-any-return]
                         op_id, name, config, interrupted, attempts_done + 1
                     )
 
@@ -286,16 +313,12 @@ class DurableContext:
                 )
             )
 
-        step_logger = self.logger.with_fields(
-            operationId=op_id, operationName=name, attempt=attempt
-        )
-        step_logger.log_during_replay = True
         try:
-            result = func(StepContext(op_id, name, attempt, step_logger))
+            result = func(StepContext(op_id, name, attempt, self.logger))
         except (SuspendExecution, NonDeterministicExecutionError):
             raise
         except Exception as error:
-            return self._step_failed(op_id, name, config, error, attempt)
+            return self._step_failed(op_id, name, config, error, attempt)  # type: ignore[no-any-return]
 
         # The result must survive its checkpoint; what the caller gets is
         # what a replay would get.

@@ -14,6 +14,7 @@ swallows it.
 
 from __future__ import annotations
 
+import os
 import traceback
 from collections.abc import Sequence
 
@@ -180,23 +181,61 @@ class SuspendExecution(BaseException):
     """
 
 
+# The service refuses an error object larger than this, as JSON.
+MAX_ERROR_CHARS = 32_768
+_MAX_MESSAGE_CHARS = 8_192
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
 def error_object_from_exception(error: BaseException) -> ErrorObject:
     """Describe ``error`` as the service records errors.
 
     An :class:`OperationError` keeps the type, message and data it was
     recorded with, so a failure passed up through several operations keeps
-    its original identity.
+    its original identity. The stack trace leaves out this package's own
+    frames, and a long message or trace is cut to fit the service's limit.
     """
     if isinstance(error, OperationError):
-        return ErrorObject(
-            error_message=error.error_message,
-            error_type=error.error_type or type(error).__name__,
-            error_data=error.error_data,
-            stack_trace=error.stack_trace,
+        return _fit(
+            ErrorObject(
+                error_message=error.error_message,
+                error_type=error.error_type or type(error).__name__,
+                error_data=error.error_data,
+                stack_trace=error.stack_trace,
+            )
         )
-    lines = traceback.format_exception(error)
+    summary = traceback.TracebackException.from_exception(error)
+    summary.stack = traceback.StackSummary.from_list(
+        [frame for frame in summary.stack if not frame.filename.startswith(_PACKAGE_DIR)]
+    )
+    lines = [
+        line.rstrip("\n")
+        for chunk in summary.format()
+        for line in chunk.splitlines()
+    ]
+    return _fit(
+        ErrorObject(
+            error_message=str(error),
+            error_type=type(error).__name__,
+            stack_trace=tuple(lines),
+        )
+    )
+
+
+def _fit(error: ErrorObject) -> ErrorObject:
+    message = error.error_message
+    if message is not None and len(message) > _MAX_MESSAGE_CHARS:
+        message = message[: _MAX_MESSAGE_CHARS - 3] + "..."
+    trace = list(error.stack_trace or ())
+    budget = MAX_ERROR_CHARS - 1_024 - len(message or "") - len(
+        error.error_data or ""
+    ) - len(error.error_type or "")
+    # Keep the innermost frames: they say where it went wrong.
+    while trace and sum(len(line) + 8 for line in trace) > budget:
+        trace.pop(0)
     return ErrorObject(
-        error_message=str(error),
-        error_type=type(error).__name__,
-        stack_trace=tuple(line.rstrip("\n") for line in lines),
+        error_message=message,
+        error_type=error.error_type,
+        error_data=error.error_data,
+        stack_trace=tuple(trace) or None,
     )

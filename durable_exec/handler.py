@@ -258,9 +258,9 @@ class DurableHandler(Generic[E, R]):
                 raise
             return self._fail(state, error)
         except Exception as error:
-            if state.nondeterminism is not None:
-                error = state.nondeterminism
-            return self._fail(state, error)
+            # A replay mismatch fails the execution even when user code
+            # caught it and raised something else.
+            return self._fail(state, state.nondeterminism or error)
 
         try:
             text = serialize(

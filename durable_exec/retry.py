@@ -22,7 +22,6 @@ import math
 import random
 import re
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from typing import Any, Protocol
 
 import attrs
@@ -252,9 +251,7 @@ def _call_state(error: BaseException, attempt: int) -> tenacity.RetryCallState:
         kwargs={},
     )
     state.attempt_number = attempt
-    outcome: Future[Any] = Future()
-    outcome.set_exception(error)
-    state.outcome = outcome
+    state.outcome = tenacity.Future.construct(attempt, error, True)
     return state
 
 

@@ -101,6 +101,12 @@ def _unstructure(value: Any) -> Any:
     return _converter.unstructure(value)
 
 
+_encode = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, allow_nan=False
+).encode
+_decode = json.JSONDecoder().decode
+
+
 class JsonSerDes(Generic[T]):
     """JSON through cattrs; structures into ``type`` when one is given."""
 
@@ -108,15 +114,10 @@ class JsonSerDes(Generic[T]):
         self.type = type
 
     def serialize(self, value: T, context: SerDesContext) -> str:
-        return json.dumps(
-            _unstructure(value),
-            separators=(",", ":"),
-            ensure_ascii=False,
-            allow_nan=False,
-        )
+        return _encode(_unstructure(value))
 
     def deserialize(self, payload: str, context: SerDesContext) -> T:
-        data = json.loads(payload)
+        data = _decode(payload)
         if self.type is None or data is None:
             return typing.cast(T, data)
         return _converter.structure(data, self.type)  # type: ignore[no-any-return]

@@ -116,6 +116,16 @@ class InvocationOutcome:
 Invoker = Callable[["Engine", ExecutionRecord, dict[str, Any]], InvocationOutcome]
 
 
+_OPERATION_FIELDS = tuple(field.name for field in attrs.fields(Operation))
+
+
+def _evolve(operation: Operation, **changes: Any) -> Operation:
+    """``attrs.evolve`` for operations, without its per-call introspection."""
+    values = {name: getattr(operation, name) for name in _OPERATION_FIELDS}
+    values.update(changes)
+    return Operation(**values)
+
+
 def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -391,12 +401,10 @@ class Engine:
             )
 
     def _next_token(self, record: ExecutionRecord) -> str:
+        # Opaque to clients; hex digits keep it within the service's
+        # base64 alphabet.
         record.token_sequence += 1
-        raw = json.dumps(
-            [record.execution_id, record.invocation_id, record.token_sequence],
-            separators=(",", ":"),
-        ).encode()
-        record.token = base64.b64encode(raw).decode()
+        record.token = f"{record.invocation_id}{record.token_sequence:x}"
         return record.token
 
     def _validate(
@@ -647,7 +655,7 @@ class Engine:
         action = update.action
         if action is OperationAction.START:
             self._append_event(record, "StepStarted", now, operation=stored)
-            return attrs.evolve(
+            return _evolve(
                 stored,
                 status=OperationStatus.STARTED,
                 step_details=StepDetails(attempt=attempt),
@@ -664,7 +672,7 @@ class Engine:
                     "RetryDetails": {"CurrentAttempt": attempt},
                 },
             )
-            return attrs.evolve(
+            return _evolve(
                 stored,
                 status=OperationStatus.SUCCEEDED,
                 end_timestamp=now,
@@ -681,7 +689,7 @@ class Engine:
                     "RetryDetails": {"CurrentAttempt": attempt},
                 },
             )
-            return attrs.evolve(
+            return _evolve(
                 stored,
                 status=OperationStatus.FAILED,
                 end_timestamp=now,
@@ -719,7 +727,7 @@ class Engine:
             )
         due = now + _dt.timedelta(seconds=delay)
         record.timers[stored.id] = due
-        return attrs.evolve(
+        return _evolve(
             stored,
             status=OperationStatus.PENDING,
             step_details=StepDetails(
@@ -750,7 +758,7 @@ class Engine:
                 operation=stored,
                 details={"Duration": seconds, "ScheduledEndTimestamp": due},
             )
-            return attrs.evolve(stored, wait_details=WaitDetails(due))
+            return _evolve(stored, wait_details=WaitDetails(due))
         # CANCEL
         record.timers.pop(stored.id, None)
         details: dict[str, Any] = {}
@@ -759,7 +767,7 @@ class Engine:
         self._append_event(
             record, "WaitCancelled", now, operation=stored, details=details
         )
-        return attrs.evolve(
+        return _evolve(
             stored, status=OperationStatus.CANCELLED, end_timestamp=now
         )
 
@@ -787,7 +795,7 @@ class Engine:
                 operation=stored,
                 details={"Result": _event_payload(update.payload)},
             )
-            return attrs.evolve(
+            return _evolve(
                 stored,
                 status=OperationStatus.SUCCEEDED,
                 end_timestamp=now,
@@ -802,7 +810,7 @@ class Engine:
             operation=stored,
             details={"Error": _event_error(update.error)},
         )
-        return attrs.evolve(
+        return _evolve(
             stored,
             status=OperationStatus.FAILED,
             end_timestamp=now,
@@ -895,12 +903,12 @@ class Engine:
                     operation=operation,
                     details={"Duration": seconds} if seconds is not None else {},
                 )
-                operation = attrs.evolve(
+                operation = _evolve(
                     operation, status=OperationStatus.SUCCEEDED, end_timestamp=now
                 )
             elif operation.type is OperationType.STEP:
                 details = operation.step_details or StepDetails()
-                operation = attrs.evolve(
+                operation = _evolve(
                     operation,
                     status=OperationStatus.READY,
                     step_details=attrs.evolve(details, next_attempt_timestamp=None),
