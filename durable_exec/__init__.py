@@ -10,7 +10,24 @@ handlers on one machine with an embedded engine.
 from __future__ import annotations
 
 from ._logger import DurableLogger, JsonLogFormatter
-from .config import ChildConfig, Duration, StepConfig, StepSemantics
+from .batch import (
+    BatchItem,
+    BatchItemStatus,
+    BatchResult,
+    BatchStatus,
+    CompletionReason,
+)
+from .config import (
+    ChildConfig,
+    CompletionConfig,
+    Duration,
+    MapConfig,
+    NestingType,
+    ParallelBranch,
+    ParallelConfig,
+    StepConfig,
+    StepSemantics,
+)
 from .context import DurableContext, StepContext
 from .errors import (
     CallbackError,
@@ -44,6 +61,16 @@ from .serde import JsonSerDes, SerDes, SerDesContext
 __version__ = "0.1.0"
 
 __all__ = [
+    "BatchItem",
+    "BatchItemStatus",
+    "BatchResult",
+    "BatchStatus",
+    "CompletionConfig",
+    "CompletionReason",
+    "MapConfig",
+    "NestingType",
+    "ParallelBranch",
+    "ParallelConfig",
     "CallbackError",
     "CallbackTimeoutError",
     "CheckpointError",

@@ -63,6 +63,37 @@ def _update_size(update: OperationUpdate) -> int:
     return size
 
 
+class BranchCancelled(BaseException):
+    """Stops a branch whose batch was decided, at its next durable operation.
+
+    A BaseException, like suspension, so that user code catching
+    Exception cannot keep a cancelled branch running.
+    """
+
+
+class CancelScope:
+    """The set of contexts one batch may cancel: a branch and its children.
+
+    Cancelling happens under the checkpoint queue's lock, so every update
+    a branch queued before its batch was decided reaches the service
+    before the batch's own completion, and none is queued after it.
+    """
+
+    __slots__ = ("parent", "cancelled")
+
+    def __init__(self, parent: CancelScope | None = None) -> None:
+        self.parent = parent
+        self.cancelled = False
+
+    def is_cancelled(self) -> bool:
+        scope: CancelScope | None = self
+        while scope is not None:
+            if scope.cancelled:
+                return True
+            scope = scope.parent
+        return False
+
+
 class _NoTokenReply(SuspendExecution):
     """The service replied without a token: this invocation must stop."""
 
@@ -147,15 +178,32 @@ class ExecutionState:
 
     # -- writing -------------------------------------------------------------
 
-    def checkpoint(self, update: OperationUpdate, *, wait: bool = True) -> None:
-        """Queue ``update``; with ``wait``, return once it is durable."""
+    def checkpoint(
+        self,
+        update: OperationUpdate,
+        *,
+        wait: bool = True,
+        scope: CancelScope | None = None,
+    ) -> None:
+        """Queue ``update``; with ``wait``, return once it is durable.
+
+        Raises:
+            BranchCancelled: ``scope`` was cancelled; nothing was queued.
+        """
         with self._queue_changed:
             if self._failure is not None:
                 raise self._failure
+            if scope is not None and scope.is_cancelled():
+                raise BranchCancelled()
             self._queue.append(update)
             self._enqueued += 1
             if wait:
                 self._drain_locked(self._enqueued)
+
+    def cancel(self, scope: CancelScope) -> None:
+        """Cancel ``scope``: its contexts queue no more updates."""
+        with self._queue_changed:
+            scope.cancelled = True
 
     def flush(self) -> None:
         """Return once every queued update is durable."""

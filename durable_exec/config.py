@@ -20,8 +20,13 @@ from .serde import SerDes
 
 __all__ = [
     "ChildConfig",
+    "CompletionConfig",
     "Duration",
     "DurationLike",
+    "MapConfig",
+    "NestingType",
+    "ParallelBranch",
+    "ParallelConfig",
     "StepConfig",
     "StepSemantics",
 ]
@@ -156,6 +161,16 @@ def _check_serdes(
         )
 
 
+def _check_summary(
+    instance: Any, attribute: attrs.Attribute[Any], value: Any
+) -> None:
+    if value is not None and not callable(value):
+        raise ValidationError(
+            "summary must be callable as (result) -> str "
+            f"(got {value!r})"
+        )
+
+
 def _check_semantics(
     instance: Any, attribute: attrs.Attribute[Any], value: Any
 ) -> None:
@@ -217,5 +232,250 @@ class ChildConfig:
         default=None, validator=_check_serdes
     )
     result_type: Any = None
-    summary: Callable[[Any], str] | None = None
+    summary: Callable[[Any], str] | None = attrs.field(
+        default=None, validator=_check_summary
+    )
     sub_type: str | None = None
+
+
+# -- parallel and map ------------------------------------------------------
+
+
+class NestingType(enum.Enum):
+    """How a batch's branches are checkpointed.
+
+    NESTED: each branch is a child context of its own (sub-type
+        ParallelBranch or MapIteration), its operations under it.
+    FLAT: branches have no context of their own; their operations are
+        checkpointed straight under the batch. Cheaper, but a finished
+        branch is replayed by running its code over its checkpoints.
+    """
+
+    NESTED = "NESTED"
+    FLAT = "FLAT"
+
+
+def _check_optional_count(
+    instance: Any, attribute: attrs.Attribute[Any], value: Any
+) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValidationError(
+            f"{attribute.name} must be an integer >= 0 or None (got {value!r})"
+        )
+
+
+def _check_percentage(
+    instance: Any, attribute: attrs.Attribute[Any], value: Any
+) -> None:
+    if value is None:
+        return
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or not 0 <= value <= 100
+    ):
+        raise ValidationError(
+            "tolerated_failure_percentage must be a number from 0 to 100 "
+            f"or None (got {value!r})"
+        )
+
+
+@attrs.frozen
+class CompletionConfig:
+    """When a parallel or map stops.
+
+    The policy is evaluated after every branch outcome. Tolerance is
+    exceeded when failures are strictly more than allowed; then the batch
+    stops with FAILURE_TOLERANCE_EXCEEDED. Reaching ``min_successful``
+    stops it with MIN_SUCCESSFUL_REACHED. Otherwise it runs until every
+    branch has ended (ALL_COMPLETED).
+
+    Attributes:
+        min_successful: stop once this many branches succeeded. Default
+            None: no such threshold.
+        tolerated_failure_count: failures allowed. Default None: any.
+        tolerated_failure_percentage: failures allowed, as a percentage of
+            all branches, 0 to 100. Default None: any.
+        should_complete: instead of the thresholds, a predicate over the
+            batch so far (a :class:`BatchProgress`) that returns True, or
+            a :class:`~durable_exec.batch.CompletionReason`, to stop.
+    """
+
+    min_successful: int | None = attrs.field(
+        default=None, validator=_check_optional_count
+    )
+    tolerated_failure_count: int | None = attrs.field(
+        default=None, validator=_check_optional_count
+    )
+    tolerated_failure_percentage: float | None = attrs.field(
+        default=None, validator=_check_percentage
+    )
+    should_complete: Callable[[Any], Any] | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.min_successful is not None and self.min_successful < 1:
+            raise ValidationError(
+                f"min_successful must be >= 1 or None (got {self.min_successful!r})"
+            )
+        if self.should_complete is not None:
+            if not callable(self.should_complete):
+                raise ValidationError(
+                    "should_complete must be callable "
+                    f"(got {self.should_complete!r})"
+                )
+            mixed = [
+                name
+                for name in (
+                    "min_successful",
+                    "tolerated_failure_count",
+                    "tolerated_failure_percentage",
+                )
+                if getattr(self, name) is not None
+            ]
+            if mixed:
+                raise ValidationError(
+                    "should_complete replaces the thresholds; do not also "
+                    f"set {', '.join(mixed)}"
+                )
+
+    @classmethod
+    def all_successful(cls) -> CompletionConfig:
+        """Every branch must succeed: the first failure stops the batch."""
+        return cls(tolerated_failure_count=0)
+
+    @classmethod
+    def first_successful(cls) -> CompletionConfig:
+        """Stop at the first success; failures before it are tolerated."""
+        return cls(min_successful=1)
+
+    @classmethod
+    def all_completed(cls) -> CompletionConfig:
+        """Run every branch, whatever fails."""
+        return cls()
+
+
+def _check_max_concurrency(
+    instance: Any, attribute: attrs.Attribute[Any], value: Any
+) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationError(
+            f"max_concurrency must be >= 1 or None (got {value!r})"
+        )
+
+
+def _check_nesting(
+    instance: Any, attribute: attrs.Attribute[Any], value: Any
+) -> None:
+    if not isinstance(value, NestingType):
+        raise ValidationError(
+            f"nesting must be NestingType.NESTED or NestingType.FLAT "
+            f"(got {value!r})"
+        )
+
+
+def _check_completion(
+    instance: Any, attribute: attrs.Attribute[Any], value: Any
+) -> None:
+    if not isinstance(value, CompletionConfig):
+        raise ValidationError(
+            f"completion must be a CompletionConfig (got {value!r})"
+        )
+
+
+@attrs.frozen
+class ParallelConfig:
+    """How a parallel runs.
+
+    Attributes:
+        max_concurrency: branches in flight at once, >= 1; a branch
+            suspended on a wait, callback or retry keeps its slot. Default
+            None: no bound on branches (threads stay bounded).
+        completion: when the batch stops. Default
+            :meth:`CompletionConfig.all_successful`.
+        nesting: NESTED (default) or FLAT.
+        serdes: how the whole :class:`BatchResult` is checkpointed.
+            Default: JSON of every branch's outcome.
+        item_serdes: how each branch's result is checkpointed. Default:
+            JSON.
+    """
+
+    max_concurrency: int | None = attrs.field(
+        default=None, validator=_check_max_concurrency
+    )
+    completion: CompletionConfig = attrs.field(
+        factory=CompletionConfig.all_successful, validator=_check_completion
+    )
+    nesting: NestingType = attrs.field(
+        default=NestingType.NESTED, validator=_check_nesting
+    )
+    serdes: SerDes[Any] | None = attrs.field(
+        default=None, validator=_check_serdes
+    )
+    item_serdes: SerDes[Any] | None = attrs.field(
+        default=None, validator=_check_serdes
+    )
+
+
+def _check_optional_positive(
+    instance: Any, attribute: attrs.Attribute[Any], value: Any
+) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationError(
+            f"{attribute.name} must be an integer >= 1 or None (got {value!r})"
+        )
+
+
+@attrs.frozen
+class MapConfig(ParallelConfig):
+    """How a map runs: everything of :class:`ParallelConfig`, and
+
+    Attributes:
+        item_namer: ``(item, index) -> str``, the name of each item's
+            operation. Default: none.
+        batch_size: items per child context, >= 1. Items of one child run
+            one after the other in it, and its checkpointed result is
+            split back per item. Default None: one item per child.
+        batch_bytes: with batching, also start a new child once the items
+            in it reach this many bytes of JSON. Default None: no bound.
+    """
+
+    item_namer: Callable[[Any, int], str] | None = None
+    batch_size: int | None = attrs.field(
+        default=None, validator=_check_optional_positive
+    )
+    batch_bytes: int | None = attrs.field(
+        default=None, validator=_check_optional_positive
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.item_namer is not None and not callable(self.item_namer):
+            raise ValidationError(
+                f"item_namer must be callable (got {self.item_namer!r})"
+            )
+        if self.batch_bytes is not None and self.batch_size is None:
+            raise ValidationError(
+                "batch_bytes needs batch_size: set how many items a child "
+                f"may take (got batch_bytes={self.batch_bytes!r})"
+            )
+
+
+@attrs.frozen
+class ParallelBranch:
+    """A named branch of a parallel: ``func`` runs with a child context."""
+
+    name: str | None
+    func: Callable[..., Any] = attrs.field()
+
+    @func.validator
+    def _check_func(self, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if not callable(value):
+            raise ValidationError(
+                f"branch {self.name!r} func must be callable (got {value!r})"
+            )

@@ -16,19 +16,30 @@ handler's thread, a child context by the code it was given.
 from __future__ import annotations
 
 import hashlib
+import json
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 
 from ._logger import WORKFLOW_LOGGER_NAME, DurableLogger
-from ._state import MAX_PAYLOAD_BYTES, ExecutionState
+from ._state import (
+    MAX_PAYLOAD_BYTES,
+    BranchCancelled,
+    CancelScope,
+    ExecutionState,
+)
+from ._concurrency import Unit, run_batch
+from .batch import BatchResult
 from .config import (
     MAX_WAIT_SECONDS,
     ChildConfig,
     Duration,
     DurationLike,
+    MapConfig,
+    ParallelBranch,
+    ParallelConfig,
     StepConfig,
     StepSemantics,
 )
@@ -65,6 +76,7 @@ from .wire import (
 __all__ = ["DurableContext", "StepContext"]
 
 T = TypeVar("T")
+I = TypeVar("I")
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +84,8 @@ _MAX_ID_LENGTH = 64
 _MAX_NAME_LENGTH = 256
 _DEFAULT_STEP_CONFIG = StepConfig()
 _DEFAULT_CHILD_CONFIG = ChildConfig()
+_DEFAULT_PARALLEL_CONFIG = ParallelConfig()
+_DEFAULT_MAP_CONFIG = MapConfig()
 
 
 def operation_id(logical_id: str) -> str:
@@ -102,7 +116,11 @@ def _default_name(func: Callable[..., Any]) -> str | None:
     name = getattr(func, "__name__", None)
     if not isinstance(name, str) or name == "<lambda>":
         return None
-    return name[:_MAX_NAME_LENGTH]
+    # Python identifiers may be non-ASCII, service names may not: escape
+    # them rather than drop them, so a renamed function is still noticed.
+    if not (name.isascii() and name.isprintable()):
+        name = ascii(name)[1:-1]
+    return name[:_MAX_NAME_LENGTH] or None
 
 
 def _check_callable(parameter: str, func: Any) -> None:
@@ -174,8 +192,10 @@ class DurableContext:
         base_logger: logging.Logger | None = None,
         log_during_replay: bool = False,
         lambda_context: Any = None,
+        scope: CancelScope | None = None,
     ) -> None:
         self._state = state
+        self._scope = scope
         self._parent_id = parent_id
         self._prefix = f"{logical_id}-" if logical_id else ""
         self._counter = itertools.count(1)
@@ -222,7 +242,16 @@ class DurableContext:
             base_logger=self._base_logger,
             log_during_replay=self._log_during_replay,
             lambda_context=self.lambda_context,
+            scope=self._scope,
         )
+
+    def _checkpoint(self, update: OperationUpdate, *, wait: bool = True) -> None:
+        self._state.checkpoint(update, wait=wait, scope=self._scope)
+
+    def _check_cancelled(self) -> None:
+        """Stop a branch whose batch was decided, before it does more."""
+        if self._scope is not None and self._scope.is_cancelled():
+            raise BranchCancelled()
 
     def _serdes_context(self, op_id: str, name: str | None) -> SerDesContext:
         return SerDesContext(op_id, self._state.durable_execution_arn, name)
@@ -265,6 +294,7 @@ class DurableContext:
         elif not isinstance(config, StepConfig):
             raise ValidationError(f"config must be a StepConfig (got {config!r})")
         name = _check_name(name) if name is not None else _default_name(func)
+        self._check_cancelled()
         _, op_id = self._next_ids()
         operation = self._state.get_checked(
             op_id, OperationType.STEP, OperationSubType.STEP, name
@@ -302,7 +332,7 @@ class DurableContext:
 
         attempt = attempts_done + 1
         if needs_start:
-            self._state.checkpoint(
+            self._checkpoint(
                 OperationUpdate(
                     id=op_id,
                     type=OperationType.STEP,
@@ -332,7 +362,7 @@ class DurableContext:
                 str(error), error_type=type(error).__name__
             ) from error
 
-        self._state.checkpoint(
+        self._checkpoint(
             OperationUpdate(
                 id=op_id,
                 type=OperationType.STEP,
@@ -364,7 +394,7 @@ class DurableContext:
                 recorded.error_message,
                 decision.delay_seconds,
             )
-            self._state.checkpoint(
+            self._checkpoint(
                 OperationUpdate(
                     id=op_id,
                     type=OperationType.STEP,
@@ -379,7 +409,7 @@ class DurableContext:
             raise SuspendExecution(
                 f"step {op_id} retries in {decision.delay_seconds} s"
             )
-        self._state.checkpoint(
+        self._checkpoint(
             OperationUpdate(
                 id=op_id,
                 type=OperationType.STEP,
@@ -401,7 +431,7 @@ class DurableContext:
         error: BaseException,
     ) -> ErrorObject:
         recorded = error_object_from_exception(error)
-        self._state.checkpoint(
+        self._checkpoint(
             OperationUpdate(
                 id=op_id,
                 type=type,
@@ -430,12 +460,13 @@ class DurableContext:
                 f"(got {seconds} s)"
             )
         name = _check_name(name)
+        self._check_cancelled()
         _, op_id = self._next_ids()
         operation = self._state.get_checked(
             op_id, OperationType.WAIT, OperationSubType.WAIT, name
         )
         if operation is None:
-            self._state.checkpoint(
+            self._checkpoint(
                 OperationUpdate(
                     id=op_id,
                     type=OperationType.WAIT,
@@ -491,8 +522,11 @@ class DurableContext:
         name: str | None,
         config: ChildConfig,
         sub_type: str,
+        *,
+        ids: tuple[str, str] | None = None,
     ) -> T:
-        logical_id, op_id = self._next_ids()
+        self._check_cancelled()
+        logical_id, op_id = ids if ids is not None else self._next_ids()
         operation = self._state.get_checked(
             op_id, OperationType.CONTEXT, sub_type, name
         )
@@ -513,7 +547,7 @@ class DurableContext:
         else:
             # Queued, not awaited: the first durable operation inside (or
             # the context's completion) carries it, in order.
-            self._state.checkpoint(
+            self._checkpoint(
                 OperationUpdate(
                     id=op_id,
                     type=OperationType.CONTEXT,
@@ -552,7 +586,7 @@ class DurableContext:
             summary = config.summary or _size_summary
             payload = summary(result)
             options = ContextOptions(replay_children=True)
-        self._state.checkpoint(
+        self._checkpoint(
             OperationUpdate(
                 id=op_id,
                 type=OperationType.CONTEXT,
@@ -565,6 +599,114 @@ class DurableContext:
             )
         )
         return value  # type: ignore[no-any-return]
+
+
+    # -- parallel and map ------------------------------------------------------
+
+    def parallel(
+        self,
+        branches: Sequence[Callable[[DurableContext], T] | ParallelBranch],
+        name: str | None = None,
+        config: ParallelConfig | None = None,
+    ) -> BatchResult[T]:
+        """Run ``branches`` concurrently, each in a child context.
+
+        Branches are submitted in order to a thread pool sized by
+        ``config.max_concurrency``; the completion policy is evaluated
+        after every branch outcome, and once it is decided no branch
+        starts, running ones stop at their next durable operation, and the
+        batch is checkpointed. A finished batch replays from its
+        checkpoint without running a branch; an unfinished one replays
+        finished branches from theirs and runs the rest.
+
+        Args:
+            branches: callables taking a :class:`DurableContext`, or
+                :class:`ParallelBranch` objects to name them.
+            name: recorded with the batch.
+            config: concurrency, completion policy, nesting and serdes.
+
+        Returns:
+            Every started branch's outcome, in branch order. The batch
+            does not raise for failed branches; see
+            :meth:`BatchResult.throw_if_error`.
+        """
+        if config is None:
+            config = _DEFAULT_PARALLEL_CONFIG
+        elif not isinstance(config, ParallelConfig):
+            raise ValidationError(
+                f"config must be a ParallelConfig (got {config!r})"
+            )
+        name = _check_name(name)
+        if isinstance(branches, (str, bytes)) or not isinstance(
+            branches, Sequence
+        ):
+            raise ValidationError(
+                f"branches must be a sequence of callables (got {branches!r})"
+            )
+        units = []
+        for index, branch in enumerate(branches):
+            if isinstance(branch, ParallelBranch):
+                branch_name, func = _check_name(branch.name), branch.func
+            elif callable(branch):
+                branch_name, func = None, branch
+            else:
+                raise ValidationError(
+                    f"branch {index} must be callable or a ParallelBranch "
+                    f"(got {branch!r})"
+                )
+            units.append(
+                Unit(
+                    index=index,
+                    name=branch_name,
+                    items=(index,),
+                    item_names=(branch_name,),
+                    body=_single(func),
+                    batched=False,
+                )
+            )
+        return run_batch(self, "parallel", name, units, len(units), config)
+
+    def map(
+        self,
+        items: Sequence[I],
+        func: Callable[[DurableContext, I, int, Sequence[I]], T],
+        name: str | None = None,
+        config: MapConfig | None = None,
+    ) -> BatchResult[T]:
+        """Run ``func(ctx, item, index, items)`` for every item.
+
+        Each item runs in a child context of its own (or, with
+        ``config.batch_size``, a run of items shares one), under the same
+        concurrency, completion policy and replay rules as
+        :meth:`parallel`.
+
+        Returns:
+            Every started item's outcome, in item order.
+        """
+        if config is None:
+            config = _DEFAULT_MAP_CONFIG
+        elif not isinstance(config, MapConfig):
+            raise ValidationError(f"config must be a MapConfig (got {config!r})")
+        _check_callable("func", func)
+        name = _check_name(name)
+        if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
+            raise ValidationError(
+                f"items must be a sequence (got {type(items).__name__})"
+            )
+        names: list[str | None] = []
+        for index, item in enumerate(items):
+            if config.item_namer is None:
+                names.append(None)
+                continue
+            try:
+                item_name = config.item_namer(item, index)
+            except Exception as error:
+                raise ValidationError(
+                    f"item_namer failed for item {index}: {error}"
+                ) from error
+            names.append(_check_name(item_name))
+        units = _map_units(items, func, names, config)
+        return run_batch(self, "map", name, units, len(items), config)
 
 
 def _size_summary(result: Any) -> str:
@@ -584,3 +726,92 @@ def describe_operation(operation: Operation) -> str:
     """A short human description of an operation, for messages."""
     name = f" {operation.name!r}" if operation.name else ""
     return f"{operation.type.value}{name} (id {operation.id})"
+
+
+def _single(
+    func: Callable[[DurableContext], Any],
+) -> Callable[[DurableContext], list[tuple[Any, BaseException | None]]]:
+    def body(ctx: DurableContext) -> list[tuple[Any, BaseException | None]]:
+        return [(func(ctx), None)]
+
+    return body
+
+
+def _bind_item(
+    func: Callable[..., Any], items: Sequence[Any], index: int
+) -> Callable[[DurableContext], Any]:
+    def call(ctx: DurableContext) -> Any:
+        return func(ctx, items[index], index, items)
+
+    return call
+
+
+def _batched_body(
+    func: Callable[..., Any], items: Sequence[Any], group: tuple[int, ...]
+) -> Callable[[DurableContext], list[tuple[Any, BaseException | None]]]:
+    """Run a run of items in one context, keeping each item's outcome."""
+
+    def body(ctx: DurableContext) -> list[tuple[Any, BaseException | None]]:
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        for index in group:
+            try:
+                outcomes.append((func(ctx, items[index], index, items), None))
+            except NonDeterministicExecutionError:
+                raise
+            except Exception as error:
+                outcomes.append((None, error))
+        return outcomes
+
+    return body
+
+
+def _map_units(
+    items: Sequence[Any],
+    func: Callable[..., Any],
+    names: list[str | None],
+    config: MapConfig,
+) -> list[Unit]:
+    """Group items into units: one item each, or with ``batch_size`` runs
+    of up to that many items and ``batch_bytes`` bytes of JSON."""
+    if config.batch_size is None:
+        return [
+            Unit(
+                index=index,
+                name=names[index],
+                items=(index,),
+                item_names=(names[index],),
+                body=_single(_bind_item(func, items, index)),
+                batched=False,
+            )
+            for index in range(len(items))
+        ]
+
+    groups: list[list[int]] = []
+    size = 0
+    for index, item in enumerate(items):
+        item_bytes = 0
+        if config.batch_bytes is not None:
+            item_bytes = len(json.dumps(item, default=str).encode())
+        if (
+            not groups
+            or len(groups[-1]) >= config.batch_size
+            or (
+                config.batch_bytes is not None
+                and size + item_bytes > config.batch_bytes
+            )
+        ):
+            groups.append([])
+            size = 0
+        groups[-1].append(index)
+        size += item_bytes
+    return [
+        Unit(
+            index=unit_index,
+            name=None,
+            items=tuple(group),
+            item_names=tuple(names[i] for i in group),
+            body=_batched_body(func, items, tuple(group)),
+            batched=True,
+        )
+        for unit_index, group in enumerate(groups)
+    ]

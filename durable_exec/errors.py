@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import traceback
 from collections.abc import Sequence
+from typing import Any
 
 from .wire import ErrorObject
 
@@ -165,11 +166,15 @@ class WaitForConditionError(OperationError):
 
 
 class ParallelError(OperationError):
-    """A parallel batch had failures; carries the batch result."""
+    """A parallel batch had failures; ``batch`` is the batch result."""
+
+    batch: Any = None
 
 
 class MapError(OperationError):
-    """A map batch had failures; carries the batch result."""
+    """A map batch had failures; ``batch`` is the batch result."""
+
+    batch: Any = None
 
 
 class SuspendExecution(BaseException):
