@@ -178,6 +178,12 @@ class Engine:
         self.page_size = page_size
         self._lock = threading.RLock()
 
+    def _now(self) -> _dt.datetime:
+        # Whole milliseconds, the precision the wire and the store keep, so
+        # a record reads the same before and after a round trip.
+        now = self.clock.now()
+        return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
     # -- records -----------------------------------------------------------
 
     def _record(self, arn: str) -> ExecutionRecord:
@@ -259,7 +265,7 @@ class Engine:
                 f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name}:"
                 f"$LATEST/durable-execution/{name}/{execution_id}"
             )
-            now = self.clock.now()
+            now = self._now()
             record = ExecutionRecord(
                 arn=arn,
                 name=name,
@@ -347,7 +353,7 @@ class Engine:
             self._check_token(record, checkpoint_token)
             self._validate(record, updates)
 
-            now = self.clock.now()
+            now = self._now()
             events_before = len(record.events)
             changed: dict[str, Operation] = {}
             for update in updates:
@@ -848,7 +854,7 @@ class Engine:
             record = self._record(arn)
             if record.terminal:
                 return
-            now = self.clock.now()
+            now = self._now()
             events_before = len(record.events)
             changed: dict[str, Operation] = {}
             self._fire_due(record, now, changed, during_invocation=False)
@@ -988,7 +994,7 @@ class Engine:
                 raise InvalidParameterValueException(
                     f"execution {arn} already has an invocation in flight"
                 )
-            now = self.clock.now()
+            now = self._now()
             record.invocation_id = uuid.uuid4().hex
             record.invocation_owner = _owner()
             record.invocation_start = now
@@ -1019,7 +1025,7 @@ class Engine:
             record = self._record(arn)
             if record.invocation_id is None:
                 return
-            now = self.clock.now()
+            now = self._now()
             events_before = len(record.events)
             changed: dict[str, Operation] = {}
             error = outcome.error
@@ -1045,7 +1051,13 @@ class Engine:
             record.unseen = []
 
             if record.terminal:
-                pass  # a checkpointed EXECUTION outcome wins
+                # A checkpointed EXECUTION outcome wins; its event was
+                # held back until now.
+                if not any(
+                    event["EventType"] in _TERMINAL_EVENTS.values()
+                    for event in reversed(record.events)
+                ):
+                    self._append_terminal_event(record, now)
             elif outcome.error is not None:
                 record.failed_invocations += 1
                 if record.failed_invocations >= MAX_FAILED_INVOCATIONS:
@@ -1133,7 +1145,11 @@ class Engine:
         )
 
     def abandon_invocation(self, arn: str, reason: str) -> None:
-        """Close an invocation whose process is gone, as a crash."""
+        """Close an invocation whose process is gone, as a crash.
+
+        The next invocation is owed at once: the crash is known for
+        certain, so there is nothing to wait out.
+        """
         self.end_invocation(
             arn,
             InvocationOutcome(
@@ -1142,6 +1158,11 @@ class Engine:
                 )
             ),
         )
+        with self._lock:
+            record = self._record(arn)
+            if not record.terminal and record.owed:
+                record.owed_at = None
+                self.store.commit(record, (), ())
 
     def invocation_orphaned(self, arn: str) -> bool:
         """True if ``arn`` has an invocation in flight whose process died."""
@@ -1176,26 +1197,31 @@ class Engine:
             status=OperationStatus(status.value),
             end_timestamp=now,
         )
-        if status is ExecutionStatus.SUCCEEDED:
+        # The terminal event follows the last InvocationCompleted: an
+        # execution ended by a checkpoint (or timing out) while an
+        # invocation runs gets it when that invocation ends.
+        if record.invocation_id is None:
+            self._append_terminal_event(record, now)
+
+    def _append_terminal_event(
+        self, record: ExecutionRecord, now: _dt.datetime
+    ) -> None:
+        execution = record.operations[record.execution_id]
+        if record.status is ExecutionStatus.SUCCEEDED:
             self._append_event(
                 record,
                 "ExecutionSucceeded",
                 now,
                 operation=execution,
-                details={"Result": _event_payload(result)},
+                details={"Result": _event_payload(record.result)},
             )
         else:
-            event_type = {
-                ExecutionStatus.FAILED: "ExecutionFailed",
-                ExecutionStatus.TIMED_OUT: "ExecutionTimedOut",
-                ExecutionStatus.STOPPED: "ExecutionStopped",
-            }[status]
             self._append_event(
                 record,
-                event_type,
+                _TERMINAL_EVENTS[record.status],
                 now,
                 operation=execution,
-                details={"Error": _event_error(error)},
+                details={"Error": _event_error(record.error)},
             )
 
     # -- reading -----------------------------------------------------------
@@ -1204,6 +1230,14 @@ class Engine:
         """The execution's events, oldest first (copies)."""
         with self._lock:
             return [dict(event) for event in self._record(arn).events]
+
+
+_TERMINAL_EVENTS = {
+    ExecutionStatus.SUCCEEDED: "ExecutionSucceeded",
+    ExecutionStatus.FAILED: "ExecutionFailed",
+    ExecutionStatus.TIMED_OUT: "ExecutionTimedOut",
+    ExecutionStatus.STOPPED: "ExecutionStopped",
+}
 
 
 def _encode_marker(offset: int) -> str:

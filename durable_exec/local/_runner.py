@@ -173,6 +173,15 @@ def load_handler(ref: str) -> DurableHandler[Any, Any]:
     return handler
 
 
+def _absolute_ref(ref: str) -> str:
+    """``ref`` with a file path made absolute, so that a subprocess finds
+    it whatever its working directory."""
+    target, _, attribute = ref.rpartition(":")
+    if target.endswith(".py") or os.sep in target or "/" in target:
+        return f"{Path(target).resolve()}:{attribute}"
+    return ref
+
+
 def _ref_of(handler: DurableHandler[Any, Any]) -> str | None:
     """A FILE:ATTRIBUTE reference a subprocess can load ``handler`` by."""
     module = sys.modules.get(getattr(handler, "__module__", "") or "")
@@ -281,8 +290,8 @@ class LocalEngine:
         """
         ref: str | None
         if isinstance(handler, str):
-            ref = handler
             loaded = load_handler(handler)
+            ref = _absolute_ref(handler)
         elif isinstance(handler, DurableHandler):
             loaded = handler
             ref = _ref_of(handler)
@@ -556,8 +565,11 @@ class LocalEngine:
                 capture_output=True,
                 cwd=os.getcwd(),
             )
-            if process.stderr:
-                logger.debug("invocation stderr:\n%s", process.stderr)
+            # What the invocation printed belongs to the user, as a Lambda
+            # function's output does to its log.
+            for text in (process.stdout, process.stderr):
+                if text:
+                    sys.stderr.write(text)
             if process.returncode == 0 and output_path.exists():
                 result = json.loads(output_path.read_text())
                 if "output" in result:
