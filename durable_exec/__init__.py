@@ -18,17 +18,23 @@ from .batch import (
     CompletionReason,
 )
 from .config import (
+    CallbackConfig,
     ChildConfig,
     CompletionConfig,
     Duration,
+    InvokeConfig,
     MapConfig,
     NestingType,
     ParallelBranch,
     ParallelConfig,
     StepConfig,
     StepSemantics,
+    WaitDecision,
+    WaitForCallbackConfig,
+    WaitForConditionConfig,
+    WaitStrategy,
 )
-from .context import DurableContext, StepContext
+from .context import Callback, DurableContext, StepContext
 from .errors import (
     CallbackError,
     CallbackTimeoutError,
@@ -61,6 +67,13 @@ from .serde import JsonSerDes, SerDes, SerDesContext
 __version__ = "0.1.0"
 
 __all__ = [
+    "Callback",
+    "CallbackConfig",
+    "InvokeConfig",
+    "WaitDecision",
+    "WaitForCallbackConfig",
+    "WaitForConditionConfig",
+    "WaitStrategy",
     "BatchItem",
     "BatchItemStatus",
     "BatchResult",

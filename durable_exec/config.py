@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import enum
 import math
+import random
 from collections.abc import Callable
 from typing import Any, Union
 
@@ -19,16 +20,22 @@ from .retry import RetryDecision, RetryPolicy, RetryPresets
 from .serde import SerDes
 
 __all__ = [
+    "CallbackConfig",
     "ChildConfig",
     "CompletionConfig",
     "Duration",
     "DurationLike",
+    "InvokeConfig",
     "MapConfig",
     "NestingType",
     "ParallelBranch",
     "ParallelConfig",
     "StepConfig",
     "StepSemantics",
+    "WaitDecision",
+    "WaitForCallbackConfig",
+    "WaitForConditionConfig",
+    "WaitStrategy",
 ]
 
 # The service's bound on a wait: 366 days.
@@ -478,4 +485,276 @@ class ParallelBranch:
         if not callable(value):
             raise ValidationError(
                 f"branch {self.name!r} func must be callable (got {value!r})"
+            )
+
+
+# -- callbacks, chained invokes, wait-for-condition ---------------------------
+
+
+def _check_optional_duration(
+    instance: Any, attribute: attrs.Attribute[Any], value: Any
+) -> None:
+    if value is None:
+        return
+    seconds = Duration.coerce(value, attribute.name).seconds
+    if seconds > MAX_CALLBACK_SECONDS:
+        raise ValidationError(
+            f"{attribute.name} must be at most {MAX_CALLBACK_SECONDS} s "
+            f"(got {seconds} s)"
+        )
+
+
+# The service's bound on a callback's timeouts.
+MAX_CALLBACK_SECONDS = 99_999_999
+
+
+def _seconds_or_none(value: DurationLike | None) -> int | None:
+    return None if value is None else Duration.coerce(value).seconds
+
+
+@attrs.frozen
+class CallbackConfig:
+    """How a callback waits for its answer.
+
+    Attributes:
+        timeout: how long the answer may take; then the callback times out
+            (``Callback.Timeout``). Default None: no limit.
+        heartbeat_timeout: how long may pass without a heartbeat (or the
+            answer); then it times out (``Callback.Heartbeat``). Default
+            None: no heartbeats needed.
+        serdes: how the answer's text is read. Default: JSON.
+    """
+
+    timeout: DurationLike | None = attrs.field(
+        default=None, validator=_check_optional_duration
+    )
+    heartbeat_timeout: DurationLike | None = attrs.field(
+        default=None, validator=_check_optional_duration
+    )
+    serdes: SerDes[Any] | None = attrs.field(
+        default=None, validator=_check_serdes
+    )
+
+    @property
+    def timeout_seconds(self) -> int | None:
+        return _seconds_or_none(self.timeout)
+
+    @property
+    def heartbeat_timeout_seconds(self) -> int | None:
+        return _seconds_or_none(self.heartbeat_timeout)
+
+
+@attrs.frozen
+class WaitForCallbackConfig(CallbackConfig):
+    """A callback's config, and the retry strategy of its submitter step.
+
+    Attributes:
+        retry_strategy: retries of the submitter. Default: the steps'
+            default strategy.
+    """
+
+    retry_strategy: RetryPolicy | Callable[[BaseException, int], RetryDecision] | None = attrs.field(
+        default=None, validator=_check_retry_strategy
+    )
+
+
+@attrs.frozen
+class InvokeConfig:
+    """How a chained invoke sends its payload and reads its result.
+
+    Attributes:
+        payload_serdes: how the payload is serialized. Default: JSON.
+        result_serdes: how the target's result is read. Default: JSON.
+        tenant_id: the tenant the target runs for, if tenant-isolated.
+    """
+
+    payload_serdes: SerDes[Any] | None = attrs.field(
+        default=None, validator=_check_serdes
+    )
+    result_serdes: SerDes[Any] | None = attrs.field(
+        default=None, validator=_check_serdes
+    )
+    tenant_id: str | None = attrs.field(default=None)
+
+    @tenant_id.validator
+    def _check_tenant(self, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is None:
+            return
+        if (
+            not isinstance(value, str)
+            or not 1 <= len(value) <= 256
+            or not all("\x21" <= c <= "\x7e" for c in value)
+        ):
+            raise ValidationError(
+                "tenant_id must be 1 to 256 printable characters without "
+                f"spaces (got {value!r})"
+            )
+
+
+@attrs.frozen
+class WaitDecision:
+    """What a wait strategy decided after a check.
+
+    Attributes:
+        should_continue: whether to check again.
+        delay_seconds: whole seconds before the next check (>= 1).
+    """
+
+    should_continue: bool
+    delay_seconds: int = 0
+
+    @classmethod
+    def again_in(cls, delay_seconds: float) -> WaitDecision:
+        return cls(True, min(MAX_WAIT_SECONDS, max(1, math.ceil(delay_seconds))))
+
+    @classmethod
+    def stop(cls) -> WaitDecision:
+        return cls(False, 0)
+
+
+def _check_positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationError(f"{name} must be an integer >= 1 (got {value!r})")
+
+
+def _check_seconds(name: str, value: Any, minimum: float = 1) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < minimum
+    ):
+        raise ValidationError(f"{name} must be a number >= {minimum} (got {value!r})")
+
+
+@attrs.frozen
+class WaitStrategy:
+    """Decides, after each check of a wait-for-condition, whether to check
+    again and when.
+
+    Build one with :meth:`fixed`, :meth:`linear` or :meth:`exponential`, or
+    pass any ``(state, attempt) -> WaitDecision`` as the config's
+    ``wait_strategy``. ``until(state)`` says when the condition holds;
+    past ``max_attempts`` checks the wait fails with
+    :class:`~durable_exec.errors.WaitForConditionError`.
+    """
+
+    until: Callable[[Any], bool]
+    delay: Callable[[int], float]
+    max_attempts: int | None = None
+
+    def __call__(self, state: Any, attempt: int) -> WaitDecision:
+        if self.until(state):
+            return WaitDecision.stop()
+        if self.max_attempts is not None and attempt >= self.max_attempts:
+            from .errors import WaitForConditionError
+
+            raise WaitForConditionError(
+                f"the condition did not hold after {attempt} attempt(s)",
+                error_type="WaitForConditionError",
+            )
+        return WaitDecision.again_in(self.delay(attempt))
+
+    @classmethod
+    def fixed(
+        cls,
+        delay: float,
+        *,
+        until: Callable[[Any], bool],
+        max_attempts: int | None = None,
+    ) -> WaitStrategy:
+        """Check every ``delay`` seconds."""
+        _check_seconds("delay", delay)
+        if max_attempts is not None:
+            _check_positive_int("max_attempts", max_attempts)
+        return cls(until, lambda attempt: delay, max_attempts)
+
+    @classmethod
+    def linear(
+        cls,
+        initial: float,
+        increment: float,
+        *,
+        until: Callable[[Any], bool],
+        max_attempts: int | None = None,
+        max_delay: float = MAX_WAIT_SECONDS,
+    ) -> WaitStrategy:
+        """Wait ``initial``, then ``increment`` more after each check."""
+        _check_seconds("initial", initial)
+        _check_seconds("increment", increment, minimum=0)
+        _check_seconds("max_delay", max_delay, minimum=initial)
+        if max_attempts is not None:
+            _check_positive_int("max_attempts", max_attempts)
+        return cls(
+            until,
+            lambda attempt: min(max_delay, initial + increment * (attempt - 1)),
+            max_attempts,
+        )
+
+    @classmethod
+    def exponential(
+        cls,
+        initial: float,
+        *,
+        until: Callable[[Any], bool],
+        backoff_rate: float = 2.0,
+        max_delay: float = 300,
+        jitter: str = "FULL",
+        max_attempts: int | None = None,
+        rng: random.Random | None = None,
+    ) -> WaitStrategy:
+        """Back off from ``initial`` by ``backoff_rate`` up to ``max_delay``,
+        with ``"FULL"``, ``"HALF"`` or ``"NONE"`` jitter."""
+        from .retry import JitterStrategy
+
+        _check_seconds("initial", initial)
+        _check_seconds("backoff_rate", backoff_rate)
+        _check_seconds("max_delay", max_delay, minimum=initial)
+        if jitter not in JitterStrategy.ALL:
+            raise ValidationError(
+                f"jitter must be one of {', '.join(JitterStrategy.ALL)} "
+                f"(got {jitter!r})"
+            )
+        if max_attempts is not None:
+            _check_positive_int("max_attempts", max_attempts)
+        source = rng or random.Random()
+
+        def delay(attempt: int) -> float:
+            try:
+                base = min(max_delay, initial * backoff_rate ** (attempt - 1))
+            except OverflowError:
+                base = max_delay
+            if jitter == JitterStrategy.FULL:
+                return source.uniform(0, base)
+            if jitter == JitterStrategy.HALF:
+                return base / 2 + source.uniform(0, base / 2)
+            return base
+
+        return cls(until, delay, max_attempts)
+
+
+@attrs.frozen
+class WaitForConditionConfig:
+    """How a wait-for-condition polls.
+
+    Attributes:
+        wait_strategy: ``(state, attempt) -> WaitDecision``, e.g. a
+            :class:`WaitStrategy`.
+        initial_state: the state the first check receives. Default None.
+        serdes: how the state is checkpointed between checks. Default:
+            JSON.
+    """
+
+    wait_strategy: Callable[[Any, int], WaitDecision] = attrs.field()
+    initial_state: Any = None
+    serdes: SerDes[Any] | None = attrs.field(
+        default=None, validator=_check_serdes
+    )
+
+    @wait_strategy.validator
+    def _check_strategy(self, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if not callable(value):
+            raise ValidationError(
+                "wait_strategy must be callable as (state, attempt) -> "
+                f"WaitDecision (got {value!r})"
             )

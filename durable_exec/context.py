@@ -15,12 +15,13 @@ handler's thread, a child context by the code it was given.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import itertools
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 
 from ._logger import WORKFLOW_LOGGER_NAME, DurableLogger
@@ -34,17 +35,26 @@ from ._concurrency import Unit, run_batch
 from .batch import BatchResult
 from .config import (
     MAX_WAIT_SECONDS,
+    CallbackConfig,
     ChildConfig,
     Duration,
     DurationLike,
+    InvokeConfig,
     MapConfig,
     ParallelBranch,
     ParallelConfig,
     StepConfig,
     StepSemantics,
+    WaitForCallbackConfig,
+    WaitForConditionConfig,
 )
 from .errors import (
+    CallbackError,
+    CallbackTimeoutError,
+    CheckpointError,
     ChildContextError,
+    InvokeError,
+    WaitForConditionError,
     NonDeterministicExecutionError,
     SerDesError,
     StepError,
@@ -54,6 +64,7 @@ from .errors import (
     error_object_from_exception,
 )
 from .serde import (
+    SerDes,
     SerDesContext,
     deserialize,
     return_type_of,
@@ -61,6 +72,8 @@ from .serde import (
     serialize,
 )
 from .wire import (
+    CallbackOptions,
+    ChainedInvokeOptions,
     ContextOptions,
     ErrorObject,
     Operation,
@@ -86,6 +99,9 @@ _DEFAULT_STEP_CONFIG = StepConfig()
 _DEFAULT_CHILD_CONFIG = ChildConfig()
 _DEFAULT_PARALLEL_CONFIG = ParallelConfig()
 _DEFAULT_MAP_CONFIG = MapConfig()
+_DEFAULT_CALLBACK_CONFIG = CallbackConfig()
+_DEFAULT_WAIT_FOR_CALLBACK_CONFIG = WaitForCallbackConfig()
+_DEFAULT_INVOKE_CONFIG = InvokeConfig()
 
 
 def operation_id(logical_id: str) -> str:
@@ -601,6 +617,269 @@ class DurableContext:
         return value  # type: ignore[no-any-return]
 
 
+    # -- callbacks ---------------------------------------------------------------
+
+    def create_callback(
+        self, name: str | None = None, config: CallbackConfig | None = None
+    ) -> Callback[Any]:
+        """Create a callback that a system outside can answer.
+
+        The callback is checkpointed at once and gets its id from the
+        service; hand :attr:`Callback.callback_id` to whoever answers, then
+        call :meth:`Callback.result`. On replay the same callback (and id)
+        is returned.
+        """
+        if config is None:
+            config = _DEFAULT_CALLBACK_CONFIG
+        elif not isinstance(config, CallbackConfig):
+            raise ValidationError(
+                f"config must be a CallbackConfig (got {config!r})"
+            )
+        name = _check_name(name)
+        self._check_cancelled()
+        _, op_id = self._next_ids()
+        operation = self._state.get_checked(
+            op_id, OperationType.CALLBACK, OperationSubType.CALLBACK, name
+        )
+        if operation is None:
+            self._checkpoint(
+                OperationUpdate(
+                    id=op_id,
+                    type=OperationType.CALLBACK,
+                    action=OperationAction.START,
+                    parent_id=self._parent_id,
+                    name=name,
+                    sub_type=OperationSubType.CALLBACK,
+                    callback_options=CallbackOptions(
+                        timeout_seconds=config.timeout_seconds,
+                        heartbeat_timeout_seconds=config.heartbeat_timeout_seconds,
+                    ),
+                )
+            )
+            operation = self._state.get(op_id)
+        callback_id = (
+            operation.callback_details.callback_id
+            if operation is not None and operation.callback_details
+            else None
+        )
+        if not callback_id:
+            raise CheckpointError(
+                f"the service gave callback {name or op_id} no callback id"
+            )
+        return Callback(self, op_id, name, callback_id, serdes_for(config.serdes))
+
+    def wait_for_callback(
+        self,
+        submitter: Callable[[str, StepContext], Any],
+        name: str | None = None,
+        config: WaitForCallbackConfig | None = None,
+    ) -> Any:
+        """Create a callback, hand its id to ``submitter``, wait for it.
+
+        One child context (sub-type WaitForCallback) holds the callback and
+        a step that calls ``submitter(callback_id, step_context)`` with the
+        config's retry strategy; the step may run more than once, the
+        callback is created once.
+
+        Raises:
+            CallbackError: the callback was failed, or the submitter failed.
+            CallbackTimeoutError: the callback timed out.
+        """
+        _check_callable("submitter", submitter)
+        if config is None:
+            config = _DEFAULT_WAIT_FOR_CALLBACK_CONFIG
+        elif not isinstance(config, WaitForCallbackConfig):
+            raise ValidationError(
+                f"config must be a WaitForCallbackConfig (got {config!r})"
+            )
+        name = _check_name(name)
+
+        def body(child: DurableContext) -> Any:
+            callback = child.create_callback(config=config)
+            child.step(
+                lambda step: submitter(callback.callback_id, step),
+                name="submitter",
+                config=StepConfig(retry_strategy=config.retry_strategy),
+            )
+            # The child keeps the answer's text as it came; it is read with
+            # the config's serdes below, on the first run as on replay.
+            return callback.raw_result()
+
+        # The id _run_child is about to take, for the serdes context.
+        op_id = operation_id(f"{self._prefix}{self._next}")
+        try:
+            text = self._run_child(
+                body,
+                name,
+                ChildConfig(serdes=_RAW_SERDES),
+                OperationSubType.WAIT_FOR_CALLBACK,
+            )
+        except ChildContextError as error:
+            kind = (
+                CallbackTimeoutError
+                if (error.error_type or "").startswith("Callback.")
+                else CallbackError
+            )
+            raise kind(
+                error.error_message,
+                error_type=error.error_type,
+                error_data=error.error_data,
+                stack_trace=error.stack_trace,
+            ) from error
+        return deserialize(
+            serdes_for(config.serdes), text, self._serdes_context(op_id, name)
+        )
+
+    # -- chained invoke ------------------------------------------------------------
+
+    def invoke(
+        self,
+        function_name: str,
+        payload: Any = None,
+        name: str | None = None,
+        config: InvokeConfig | None = None,
+    ) -> Any:
+        """Invoke another function and return its result.
+
+        The invoke is checkpointed and the invocation suspends; the service
+        runs the target (a durable function runs as an execution of its
+        own) and invokes this handler again with its outcome. On replay the
+        recorded outcome is returned without invoking again.
+
+        Raises:
+            InvokeError: the target failed, timed out or was stopped.
+        """
+        if not isinstance(function_name, str) or not function_name:
+            raise ValidationError(
+                f"function_name must be a non-empty string (got {function_name!r})"
+            )
+        if config is None:
+            config = _DEFAULT_INVOKE_CONFIG
+        elif not isinstance(config, InvokeConfig):
+            raise ValidationError(f"config must be an InvokeConfig (got {config!r})")
+        name = _check_name(name)
+        self._check_cancelled()
+        _, op_id = self._next_ids()
+        operation = self._state.get_checked(
+            op_id,
+            OperationType.CHAINED_INVOKE,
+            OperationSubType.CHAINED_INVOKE,
+            name,
+        )
+        serdes_context = self._serdes_context(op_id, name)
+        if operation is None:
+            text = serialize(
+                serdes_for(config.payload_serdes), payload, serdes_context
+            )
+            self._checkpoint(
+                OperationUpdate(
+                    id=op_id,
+                    type=OperationType.CHAINED_INVOKE,
+                    action=OperationAction.START,
+                    parent_id=self._parent_id,
+                    name=name,
+                    sub_type=OperationSubType.CHAINED_INVOKE,
+                    payload=text,
+                    chained_invoke_options=ChainedInvokeOptions(
+                        function_name, config.tenant_id
+                    ),
+                )
+            )
+            operation = self._state.get(op_id)
+        if operation is None or not operation.is_terminal:
+            raise SuspendExecution(f"invoke {op_id} waits for {function_name}")
+        if operation.status is OperationStatus.SUCCEEDED:
+            return deserialize(
+                serdes_for(config.result_serdes), operation.result, serdes_context
+            )
+        raise InvokeError.from_error_object(operation.error)
+
+    # -- wait for condition --------------------------------------------------------
+
+    def wait_for_condition(
+        self,
+        check: Callable[[Any, StepContext], Any],
+        config: WaitForConditionConfig,
+        name: str | None = None,
+    ) -> Any:
+        """Poll ``check`` until the config's wait strategy says stop.
+
+        Each check is a step attempt (sub-type WaitForCondition) that gets
+        the current state and returns the next; the state is checkpointed
+        with each decision to wait, and the invocation suspends until the
+        service brings the next check. Returns the final state.
+
+        Raises:
+            WaitForConditionError: ``check`` raised (checks are not
+                retried), or the strategy ran out of attempts.
+        """
+        _check_callable("check", check)
+        if not isinstance(config, WaitForConditionConfig):
+            raise ValidationError(
+                f"config must be a WaitForConditionConfig (got {config!r})"
+            )
+        name = _check_name(name) if name is not None else _default_name(check)
+        self._check_cancelled()
+        _, op_id = self._next_ids()
+        sub_type = OperationSubType.WAIT_FOR_CONDITION
+        operation = self._state.get_checked(op_id, OperationType.STEP, sub_type, name)
+        serdes = serdes_for(config.serdes)
+        serdes_context = self._serdes_context(op_id, name)
+
+        state = config.initial_state
+        attempts_done = 0
+        needs_start = True
+        if operation is not None:
+            details = operation.step_details
+            attempts_done = (details.attempt if details else None) or 0
+            if operation.status is OperationStatus.SUCCEEDED:
+                return deserialize(serdes, operation.result, serdes_context)
+            if operation.status is OperationStatus.FAILED:
+                raise WaitForConditionError.from_error_object(operation.error)
+            if operation.status is OperationStatus.PENDING:
+                raise SuspendExecution(f"wait for condition {op_id} is waiting")
+            if operation.result is not None:
+                state = deserialize(serdes, operation.result, serdes_context)
+            needs_start = operation.status is not OperationStatus.STARTED
+
+        attempt = attempts_done + 1
+        update = functools.partial(
+            OperationUpdate,
+            id=op_id,
+            type=OperationType.STEP,
+            parent_id=self._parent_id,
+            name=name,
+            sub_type=sub_type,
+        )
+        if needs_start:
+            self._checkpoint(update(action=OperationAction.START))
+        try:
+            state = check(state, StepContext(op_id, name, attempt, self.logger))
+            payload = serialize(serdes, state, serdes_context)
+            _check_payload_size(payload, f"the state of {name or op_id}")
+            state = deserialize(serdes, payload, serdes_context)
+            decision = config.wait_strategy(state, attempt)
+        except (SuspendExecution, NonDeterministicExecutionError):
+            raise
+        except Exception as error:
+            recorded = error_object_from_exception(error)
+            self._checkpoint(update(action=OperationAction.FAIL, error=recorded))
+            raise WaitForConditionError.from_error_object(recorded) from error
+        if not decision.should_continue:
+            self._checkpoint(update(action=OperationAction.SUCCEED, payload=payload))
+            return state
+        self._checkpoint(
+            update(
+                action=OperationAction.RETRY,
+                payload=payload,
+                step_options=StepOptions(decision.delay_seconds),
+            )
+        )
+        raise SuspendExecution(
+            f"wait for condition {op_id} checks again in "
+            f"{decision.delay_seconds} s"
+        )
+
     # -- parallel and map ------------------------------------------------------
 
     def parallel(
@@ -707,6 +986,76 @@ class DurableContext:
             names.append(_check_name(item_name))
         units = _map_units(items, func, names, config)
         return run_batch(self, "map", name, units, len(items), config)
+
+
+class _RawSerDes:
+    """Text in, text out: a payload checkpointed as it already is."""
+
+    def serialize(self, value: Any, context: SerDesContext) -> str:
+        return "" if value is None else str(value)
+
+    def deserialize(self, payload: str, context: SerDesContext) -> Any:
+        return payload or None
+
+
+_RAW_SERDES = _RawSerDes()
+
+
+class Callback(Generic[T]):
+    """A callback created by :meth:`DurableContext.create_callback`.
+
+    Attributes:
+        callback_id: what the system outside answers with.
+        operation_id: the callback's operation id.
+        name: its name, if any.
+    """
+
+    def __init__(
+        self,
+        context: DurableContext,
+        operation_id: str,
+        name: str | None,
+        callback_id: str,
+        serdes: SerDes[Any],
+    ) -> None:
+        self._context = context
+        self.operation_id = operation_id
+        self.name = name
+        self.callback_id = callback_id
+        self._serdes = serdes
+
+    def raw_result(self) -> str | None:
+        """The answer's text as it came; suspends until there is one.
+
+        Raises:
+            CallbackError: the callback was answered with a failure.
+            CallbackTimeoutError: it timed out, or missed a heartbeat.
+        """
+        operation = self._context._state.get(self.operation_id)
+        if operation is None or not operation.is_terminal:
+            raise SuspendExecution(f"callback {self.operation_id} has no answer")
+        if operation.status is OperationStatus.SUCCEEDED:
+            return operation.result
+        if operation.status is OperationStatus.TIMED_OUT:
+            raise CallbackTimeoutError.from_error_object(operation.error)
+        raise CallbackError.from_error_object(operation.error)
+
+    def result(self) -> T:
+        """The answer, deserialized; suspends until there is one.
+
+        Raises:
+            CallbackError: the callback was answered with a failure.
+            CallbackTimeoutError: it timed out, or missed a heartbeat.
+        """
+        text = self.raw_result()
+        return deserialize(  # type: ignore[no-any-return]
+            self._serdes,
+            text,
+            self._context._serdes_context(self.operation_id, self.name),
+        )
+
+    def __repr__(self) -> str:
+        return f"Callback(name={self.name!r}, callback_id={self.callback_id!r})"
 
 
 def _size_summary(result: Any) -> str:

@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import socket
 import threading
 import uuid
@@ -37,6 +38,8 @@ import attrs
 
 from ..wire import (
     TERMINAL_STATUSES,
+    CallbackDetails,
+    ChainedInvokeDetails,
     CheckpointResult,
     ContextDetails,
     ErrorObject,
@@ -54,6 +57,7 @@ from ..wire import (
 )
 from ._clock import Clock, RealClock
 from ._errors import (
+    CallbackTimeoutException,
     InvalidParameterValueException,
     ResourceNotFoundException,
 )
@@ -101,7 +105,25 @@ _ALLOWED: dict[OperationType, frozenset[OperationAction]] = {
     OperationType.CONTEXT: frozenset(
         {OperationAction.START, OperationAction.SUCCEED, OperationAction.FAIL}
     ),
+    OperationType.CALLBACK: frozenset({OperationAction.START}),
+    OperationType.CHAINED_INVOKE: frozenset({OperationAction.START}),
 }
+
+MAX_CALLBACK_SECONDS = 99_999_999
+MAX_CALLBACK_RESULT_BYTES = 1024 * 1024
+MAX_CHAINED_PAYLOAD_BYTES = 1024 * 1024
+_TENANT_ID = re.compile(r"[\x21-\x7e]{1,256}")
+_FUNCTION_REFERENCE = re.compile(
+    r"(?:arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\d{12}:function:)?"
+    r"([A-Za-z0-9_-]{1,64})(?::([A-Za-z0-9$_.-]{1,128}))?"
+)
+_HEARTBEAT = "#heartbeat"
+
+
+def function_name_of(reference: str) -> str | None:
+    """The function name in a name, ``name:qualifier`` or function ARN."""
+    match = _FUNCTION_REFERENCE.fullmatch(reference)
+    return match.group(1) if match else None
 
 
 @attrs.frozen
@@ -177,6 +199,9 @@ class Engine:
         self.clock: Clock = clock if clock is not None else RealClock()
         self.page_size = page_size
         self._lock = threading.RLock()
+        # Answers whether a function name may be the target of a chained
+        # invoke; the runner that knows the registered functions sets it.
+        self.function_exists: Callable[[str], bool] = lambda name: False
 
     def _now(self) -> _dt.datetime:
         # Whole milliseconds, the precision the wire and the store keep, so
@@ -219,6 +244,8 @@ class Engine:
         *,
         name: str | None = None,
         timeout_seconds: int = DEFAULT_EXECUTION_TIMEOUT,
+        parent: tuple[str, str] | None = None,
+        handler_ref: str | None = None,
     ) -> str:
         """Create an execution and owe it a first invocation.
 
@@ -275,6 +302,9 @@ class Engine:
                 input_payload=input_payload,
                 start=now,
                 timeout_seconds=timeout_seconds,
+                parent_arn=parent[0] if parent else None,
+                parent_operation_id=parent[1] if parent else None,
+                handler_ref=handler_ref,
             )
             record.operations[execution_id] = Operation(
                 id=execution_id,
@@ -586,6 +616,49 @@ class Engine:
                 ok = status is None
             else:
                 ok = status in (None, OperationStatus.STARTED)
+        elif kind is OperationType.CALLBACK:
+            ok = status is None
+            options = update.callback_options
+            for label, seconds in (
+                ("TimeoutSeconds", options.timeout_seconds if options else None),
+                (
+                    "HeartbeatTimeoutSeconds",
+                    options.heartbeat_timeout_seconds if options else None,
+                ),
+            ):
+                if seconds is not None and not 0 <= seconds <= MAX_CALLBACK_SECONDS:
+                    raise InvalidParameterValueException(
+                        f"{where}: CallbackOptions.{label} must be 0 to "
+                        f"{MAX_CALLBACK_SECONDS} (got {seconds!r})"
+                    )
+        elif kind is OperationType.CHAINED_INVOKE:
+            ok = status is None
+            options_ = update.chained_invoke_options
+            if options_ is None or not options_.function_name:
+                raise InvalidParameterValueException(
+                    f"{where}: CHAINED_INVOKE START needs "
+                    "ChainedInvokeOptions.FunctionName"
+                )
+            if function_name_of(options_.function_name) is None:
+                raise InvalidParameterValueException(
+                    f"{where}: FunctionName {options_.function_name!r} is not "
+                    "a function name, name:qualifier or function ARN"
+                )
+            if options_.tenant_id is not None and not _TENANT_ID.fullmatch(
+                options_.tenant_id
+            ):
+                raise InvalidParameterValueException(
+                    f"{where}: TenantId {options_.tenant_id!r} must be 1 to 256 "
+                    "printable characters"
+                )
+            if (
+                update.payload is not None
+                and len(update.payload.encode()) > MAX_CHAINED_PAYLOAD_BYTES
+            ):
+                raise InvalidParameterValueException(
+                    f"{where}: a chained invoke's Payload may be at most "
+                    f"{MAX_CHAINED_PAYLOAD_BYTES:,} bytes"
+                )
         else:
             ok = True
         if not ok:
@@ -632,6 +705,10 @@ class Engine:
             operation = self._apply_step(record, stored, update, now)
         elif update.type is OperationType.WAIT:
             operation = self._apply_wait(record, stored, update, now)
+        elif update.type is OperationType.CALLBACK:
+            operation = self._apply_callback(record, stored, update, now)
+        elif update.type is OperationType.CHAINED_INVOKE:
+            operation = self._apply_chained_invoke(record, stored, update, now)
         else:
             operation = self._apply_context(record, stored, update, now)
         record.operations[operation.id] = operation
@@ -777,6 +854,280 @@ class Engine:
             stored, status=OperationStatus.CANCELLED, end_timestamp=now
         )
 
+    def _apply_callback(
+        self,
+        record: ExecutionRecord,
+        stored: Operation,
+        update: OperationUpdate,
+        now: _dt.datetime,
+    ) -> Operation:
+        # Random, and known only through the store's index: an id cannot be
+        # guessed, and one that was not minted here names nothing.
+        callback_id = base64.b64encode(secrets.token_bytes(24)).decode()
+        options = update.callback_options
+        timeout = options.timeout_seconds if options else None
+        heartbeat = options.heartbeat_timeout_seconds if options else None
+        if timeout:
+            record.timers[stored.id] = now + _dt.timedelta(seconds=timeout)
+        if heartbeat:
+            record.timers[stored.id + _HEARTBEAT] = now + _dt.timedelta(
+                seconds=heartbeat
+            )
+        self.store.index_callback(callback_id, record.arn, stored.id)
+        details: dict[str, Any] = {"CallbackId": callback_id}
+        if timeout is not None:
+            details["Timeout"] = timeout
+        if heartbeat is not None:
+            details["HeartbeatTimeout"] = heartbeat
+        self._append_event(
+            record, "CallbackStarted", now, operation=stored, details=details
+        )
+        return _evolve(stored, callback_details=CallbackDetails(callback_id))
+
+    def _apply_chained_invoke(
+        self,
+        record: ExecutionRecord,
+        stored: Operation,
+        update: OperationUpdate,
+        now: _dt.datetime,
+    ) -> Operation:
+        options = update.chained_invoke_options
+        assert options is not None
+        target = function_name_of(options.function_name)
+        details: dict[str, Any] = {"FunctionName": options.function_name}
+        if options.tenant_id is not None:
+            details["TenantId"] = options.tenant_id
+        if target is None or not self.function_exists(target):
+            self._append_event(
+                record, "ChainedInvokeStarted", now, operation=stored, details=details
+            )
+            error = ErrorObject(
+                error_type="ResourceNotFoundException",
+                error_message=(
+                    f"function {options.function_name!r} is not registered "
+                    "with this engine"
+                ),
+            )
+            self._append_event(
+                record,
+                "ChainedInvokeFailed",
+                now,
+                operation=stored,
+                details={"Error": _event_error(error)},
+            )
+            return _evolve(
+                stored,
+                status=OperationStatus.FAILED,
+                end_timestamp=now,
+                chained_invoke_details=ChainedInvokeDetails(error=error),
+            )
+        child_arn = self.create_execution(
+            target,
+            update.payload if update.payload is not None else "{}",
+            parent=(record.arn, stored.id),
+        )
+        details["Input"] = _event_payload(update.payload)
+        details["ExecutedVersion"] = "$LATEST"
+        details["DurableExecutionArn"] = child_arn
+        self._append_event(
+            record, "ChainedInvokeStarted", now, operation=stored, details=details
+        )
+        return stored
+
+    def _complete_chained_invoke(self, target: ExecutionRecord) -> None:
+        """Close the caller's CHAINED_INVOKE with ``target``'s outcome."""
+        assert target.parent_arn is not None
+        assert target.parent_operation_id is not None
+        caller = self.store.load(target.parent_arn)
+        if caller is None or caller.terminal:
+            return
+        operation = caller.operations.get(target.parent_operation_id)
+        if operation is None or operation.status is not OperationStatus.STARTED:
+            return
+        now = self._now()
+        events_before = len(caller.events)
+        if target.status is ExecutionStatus.SUCCEEDED:
+            result = target.result
+            if result is not None and len(result.encode()) > MAX_CHAINED_PAYLOAD_BYTES:
+                status = OperationStatus.FAILED
+                error: ErrorObject | None = ErrorObject(
+                    error_type="ChainedInvoke.ResultTooLarge",
+                    error_message=(
+                        f"the target's result is {len(result.encode()):,} bytes; "
+                        f"at most {MAX_CHAINED_PAYLOAD_BYTES:,} are returned"
+                    ),
+                )
+                result = None
+            else:
+                status, error = OperationStatus.SUCCEEDED, None
+        elif target.status is ExecutionStatus.TIMED_OUT:
+            status, result = OperationStatus.TIMED_OUT, None
+            error = ErrorObject(
+                error_type="ChainedInvoke.Timeout",
+                error_message=f"{target.arn} timed out",
+            )
+        elif target.status is ExecutionStatus.STOPPED:
+            status, result, error = OperationStatus.STOPPED, None, target.error
+        else:
+            status, result, error = OperationStatus.FAILED, None, target.error
+        event_type = {
+            OperationStatus.SUCCEEDED: "ChainedInvokeSucceeded",
+            OperationStatus.FAILED: "ChainedInvokeFailed",
+            OperationStatus.TIMED_OUT: "ChainedInvokeTimedOut",
+            OperationStatus.STOPPED: "ChainedInvokeStopped",
+        }[status]
+        details = (
+            {"Result": _event_payload(result)}
+            if status is OperationStatus.SUCCEEDED
+            else {"Error": _event_error(error)}
+        )
+        self._append_event(caller, event_type, now, operation=operation, details=details)
+        operation = _evolve(
+            operation,
+            status=status,
+            end_timestamp=now,
+            chained_invoke_details=ChainedInvokeDetails(result=result, error=error),
+        )
+        self._outside_change(caller, operation)
+        self.store.commit(caller, [operation], caller.events[events_before:])
+
+    def _outside_change(self, record: ExecutionRecord, operation: Operation) -> None:
+        """Record a change made from outside any invocation: the handler
+        sees it in the next checkpoint reply, or is invoked for it."""
+        record.operations[operation.id] = operation
+        if operation.id not in record.unseen:
+            record.unseen.append(operation.id)
+        if record.invocation_id is None:
+            record.owed = True
+            record.owed_at = None
+
+    # -- callbacks from outside ----------------------------------------------
+
+    def _open_callback(self, callback_id: str) -> tuple[ExecutionRecord, Operation]:
+        if not isinstance(callback_id, str) or not callback_id:
+            raise InvalidParameterValueException(
+                f"CallbackId must be a non-empty string (got {callback_id!r})"
+            )
+        found = self.store.find_callback(callback_id)
+        if found is None:
+            raise ResourceNotFoundException(
+                f"no callback has the id {callback_id!r}"
+            )
+        arn, op_id = found
+        record = self._record(arn)
+        operation = record.operations[op_id]
+        if record.terminal:
+            raise CallbackTimeoutException(
+                f"callback {callback_id!r} is closed: its execution is "
+                f"{record.status.value}"
+            )
+        if operation.status is not OperationStatus.STARTED:
+            raise CallbackTimeoutException(
+                f"callback {callback_id!r} is closed: it is "
+                f"{operation.status.value}"
+            )
+        return record, operation
+
+    def send_callback_success(
+        self, callback_id: str, result: str | bytes | None = None
+    ) -> None:
+        """SendDurableExecutionCallbackSuccess: close it with ``result``."""
+        if isinstance(result, bytes):
+            if len(result) > MAX_CALLBACK_RESULT_BYTES:
+                raise InvalidParameterValueException(
+                    f"Result is {len(result):,} bytes; at most "
+                    f"{MAX_CALLBACK_RESULT_BYTES:,} are accepted"
+                )
+            try:
+                result = result.decode()
+            except UnicodeDecodeError:
+                raise InvalidParameterValueException(
+                    "Result must be UTF-8 text"
+                ) from None
+        elif result is not None and len(result.encode()) > MAX_CALLBACK_RESULT_BYTES:
+            raise InvalidParameterValueException(
+                f"Result is over {MAX_CALLBACK_RESULT_BYTES:,} bytes"
+            )
+        with self._lock:
+            record, operation = self._open_callback(callback_id)
+            self._close_callback(
+                record,
+                operation,
+                OperationStatus.SUCCEEDED,
+                "CallbackSucceeded",
+                {"Result": _event_payload(result or None)},
+                result=result or None,
+            )
+
+    def send_callback_failure(
+        self, callback_id: str, error: ErrorObject | None = None
+    ) -> None:
+        """SendDurableExecutionCallbackFailure: close it with ``error``."""
+        error = error or ErrorObject()
+        if len(json.dumps(to_wire(error))) > MAX_ERROR_CHARS:
+            raise InvalidParameterValueException(
+                f"Error is over {MAX_ERROR_CHARS:,} characters as JSON"
+            )
+        with self._lock:
+            record, operation = self._open_callback(callback_id)
+            self._close_callback(
+                record,
+                operation,
+                OperationStatus.FAILED,
+                "CallbackFailed",
+                {"Error": _event_error(error)},
+                error=error,
+            )
+
+    def send_callback_heartbeat(self, callback_id: str) -> None:
+        """SendDurableExecutionCallbackHeartbeat: restart its heartbeat."""
+        with self._lock:
+            record, operation = self._open_callback(callback_id)
+            key = operation.id + _HEARTBEAT
+            seconds = self._heartbeat_seconds(record, operation)
+            if seconds:
+                record.timers[key] = self._now() + _dt.timedelta(seconds=seconds)
+                self.store.commit(record, (), ())
+
+    def _heartbeat_seconds(
+        self, record: ExecutionRecord, operation: Operation
+    ) -> int | None:
+        for event in record.events:
+            if event.get("Id") == operation.id and event["EventType"] == "CallbackStarted":
+                value = event["CallbackStartedDetails"].get("HeartbeatTimeout")
+                return int(value) if value else None
+        return None
+
+    def _close_callback(
+        self,
+        record: ExecutionRecord,
+        operation: Operation,
+        status: OperationStatus,
+        event_type: str,
+        details: dict[str, Any],
+        *,
+        result: str | None = None,
+        error: ErrorObject | None = None,
+        now: _dt.datetime | None = None,
+        commit: bool = True,
+    ) -> Operation:
+        now = now or self._now()
+        events_before = len(record.events)
+        record.timers.pop(operation.id, None)
+        record.timers.pop(operation.id + _HEARTBEAT, None)
+        self._append_event(record, event_type, now, operation=operation, details=details)
+        callback_id = operation.callback_details.callback_id if operation.callback_details else None
+        closed = _evolve(
+            operation,
+            status=status,
+            end_timestamp=now,
+            callback_details=CallbackDetails(callback_id, result, error),
+        )
+        self._outside_change(record, closed)
+        if commit:
+            self.store.commit(record, [closed], record.events[events_before:])
+        return closed
+
     def _apply_context(
         self,
         record: ExecutionRecord,
@@ -827,17 +1178,28 @@ class Engine:
 
     # -- timers ------------------------------------------------------------
 
-    def next_due(self, arn: str) -> _dt.datetime | None:
+    def next_due(
+        self, arn: str, *, callback_timeouts: bool = True
+    ) -> _dt.datetime | None:
         """When the execution next needs the engine: a timer or an owed
-        invocation; None while it waits only for the outside world."""
+        invocation; None while it waits only for the outside world.
+
+        With ``callback_timeouts`` False, a callback's timeouts do not
+        count: waiting for them is waiting for the outside world.
+        """
         with self._lock:
             record = self._record(arn)
             if record.terminal:
                 return None
             moments = [
                 moment
-                for op_id, moment in record.timers.items()
-                if op_id != "$timeout"
+                for key, moment in record.timers.items()
+                if key != "$timeout"
+                and (
+                    callback_timeouts
+                    or record.operations[key.removesuffix(_HEARTBEAT)].type
+                    is not OperationType.CALLBACK
+                )
             ]
             if record.owed and record.invocation_id is None:
                 moments.append(record.owed_at or record.start)
@@ -892,7 +1254,31 @@ class Engine:
                     ),
                 )
                 return
-            operation = record.operations[op_id]
+            heartbeat = op_id.endswith(_HEARTBEAT)
+            operation = record.operations[op_id.removesuffix(_HEARTBEAT)]
+            if operation.type is OperationType.CALLBACK:
+                if operation.status is not OperationStatus.STARTED:
+                    continue
+                error = ErrorObject(
+                    error_type="Callback.Heartbeat" if heartbeat else "Callback.Timeout",
+                    error_message=(
+                        "no heartbeat came within the heartbeat timeout"
+                        if heartbeat
+                        else "the callback was not answered within its timeout"
+                    ),
+                )
+                closed = self._close_callback(
+                    record,
+                    operation,
+                    OperationStatus.TIMED_OUT,
+                    "CallbackTimedOut",
+                    {"Error": _event_error(error)},
+                    error=error,
+                    now=now,
+                    commit=False,
+                )
+                changed[closed.id] = closed
+                continue
             if operation.type is OperationType.WAIT:
                 seconds = None
                 if operation.wait_details and operation.wait_details.scheduled_end_timestamp:
@@ -1202,6 +1588,8 @@ class Engine:
         # invocation runs gets it when that invocation ends.
         if record.invocation_id is None:
             self._append_terminal_event(record, now)
+        if record.parent_arn is not None:
+            self._complete_chained_invoke(record)
 
     def _append_terminal_event(
         self, record: ExecutionRecord, now: _dt.datetime

@@ -14,8 +14,10 @@ once the execution is resumed.
 
 from __future__ import annotations
 
+import datetime
 import importlib
 import importlib.util
+import itertools
 import json
 import logging
 import os
@@ -30,9 +32,13 @@ from typing import Any
 
 import attrs
 
-from ..errors import ExecutionNotFoundError, ValidationError
+from ..errors import (
+    ExecutionNotFoundError,
+    ValidationError,
+    error_object_from_exception,
+)
 from ..handler import DurableHandler
-from ..wire import ErrorObject, ExecutionStatus, Operation
+from ..wire import ErrorObject, ExecutionStatus, Operation, from_wire, to_wire
 from ._client import LocalServiceClient
 from ._clock import Clock, RealClock, SkippingClock
 from ._engine import (
@@ -116,9 +122,13 @@ class ExecutionSummary:
 
 @attrs.frozen
 class _Function:
-    handler: DurableHandler[Any, Any]
+    handler: DurableHandler[Any, Any] | Callable[[Any, Any], Any]
     ref: str | None
     timeout_seconds: int
+
+    @property
+    def durable(self) -> bool:
+        return isinstance(self.handler, DurableHandler)
 
 
 def load_handler(ref: str) -> DurableHandler[Any, Any]:
@@ -251,6 +261,11 @@ class LocalEngine:
         self.invocation_mode = invocation_mode
         self.client = LocalServiceClient(self.engine)
         self._functions: dict[str, _Function] = {}
+        self.engine.function_exists = self._functions.__contains__
+        self._scheduled: list[tuple[datetime.datetime, int, Callable[[], None]]] = []
+        self._schedule_order = itertools.count()
+        self._responders: list[tuple[str | None, Callable[[str], None], float]] = []
+        self._answered: set[str] = set()
         # Set by the conformance harness to see each invocation's log file.
         self.log_file: Path | None = None
 
@@ -277,28 +292,38 @@ class LocalEngine:
     def register(
         self,
         function_name: str,
-        handler: DurableHandler[Any, Any] | str,
+        handler: DurableHandler[Any, Any] | Callable[[Any, Any], Any] | str,
         *,
         execution_timeout: int = DEFAULT_EXECUTION_TIMEOUT,
     ) -> None:
         """Make ``handler`` the code of ``function_name``.
 
+        A durable handler runs as a durable execution. Any other callable
+        is a plain Lambda function, ``handler(event, context)``: as the
+        target of a chained invoke it is called once, and its return value
+        (or exception) is the invoke's outcome.
+
         Args:
             function_name: 1 to 64 letters, digits, ``-`` or ``_``.
-            handler: a durable handler, or ``FILE_OR_MODULE:HANDLER``.
+            handler: a durable handler, a plain function, or
+                ``FILE_OR_MODULE:HANDLER``.
             execution_timeout: seconds an execution of it may take.
         """
         ref: str | None
+        loaded: DurableHandler[Any, Any] | Callable[[Any, Any], Any]
         if isinstance(handler, str):
             loaded = load_handler(handler)
             ref = _absolute_ref(handler)
         elif isinstance(handler, DurableHandler):
             loaded = handler
             ref = _ref_of(handler)
+        elif callable(handler):
+            loaded = handler
+            ref = None
         else:
             raise ValidationError(
-                "handler must be a durable handler or FILE_OR_MODULE:HANDLER "
-                f"(got {handler!r})"
+                "handler must be a durable handler, a function or "
+                f"FILE_OR_MODULE:HANDLER (got {handler!r})"
             )
         if not isinstance(function_name, str) or not re.fullmatch(
             r"[A-Za-z0-9_-]{1,64}", function_name
@@ -307,7 +332,11 @@ class LocalEngine:
                 "function_name must be 1 to 64 letters, digits, '-' or '_' "
                 f"(got {function_name!r})"
             )
-        if self.invocation_mode == SUBPROCESS and ref is None:
+        if (
+            self.invocation_mode == SUBPROCESS
+            and ref is None
+            and isinstance(loaded, DurableHandler)
+        ):
             raise ValidationError(
                 f"handler {handler!r} cannot be loaded by a subprocess; "
                 "define it at the top level of a module, or register it "
@@ -357,6 +386,7 @@ class LocalEngine:
                 payload,
                 name=name,
                 timeout_seconds=self._functions[function_name].timeout_seconds,
+                handler_ref=self._functions[function_name].ref,
             )
         except ServiceError as error:
             raise ValidationError(error.message) from None
@@ -383,8 +413,99 @@ class LocalEngine:
         *,
         on_event: Callable[[Mapping[str, Any]], None] | None = None,
     ) -> ExecutionResult:
-        """Drive an existing execution on, from wherever it stands."""
-        return self.drive(self.resolve(name_or_arn), on_event=on_event)
+        """Drive an existing execution on, from wherever it stands.
+
+        Its function need not be registered here if it was started from
+        a handler this process can load again (a file or module).
+        """
+        arn = self.resolve(name_or_arn)
+        record = self.engine.record(arn)
+        if record.function_name not in self._functions and record.handler_ref:
+            self.register(
+                record.function_name,
+                record.handler_ref,
+                execution_timeout=record.timeout_seconds,
+            )
+        return self.drive(arn, on_event=on_event)
+
+    # -- the outside world -------------------------------------------------------
+
+    def schedule(self, delay_seconds: float, action: Callable[[], None]) -> None:
+        """Run ``action`` once ``delay_seconds`` of engine time have passed.
+
+        The engine runs it while it drives executions, in time order with
+        their timers; with a skipping clock, the delay is skipped too. Use
+        it to answer callbacks, or to stand in for any system outside.
+        """
+        if isinstance(delay_seconds, bool) or not isinstance(
+            delay_seconds, (int, float)
+        ) or delay_seconds < 0:
+            raise ValidationError(
+                f"delay_seconds must be a number >= 0 (got {delay_seconds!r})"
+            )
+        moment = self.clock.now() + datetime.timedelta(seconds=delay_seconds)
+        self._scheduled.append((moment, next(self._schedule_order), action))
+
+    def on_callback(
+        self,
+        name: str | None,
+        respond: Callable[[str], None],
+        *,
+        delay_seconds: float = 0,
+    ) -> None:
+        """Answer callbacks as a system outside would.
+
+        When a callback whose name matches ``name`` (None: any callback)
+        starts, ``respond(callback_id)`` runs ``delay_seconds`` of engine
+        time later, once per callback. ``respond`` usually calls
+        :meth:`send_callback_success` or :meth:`send_callback_failure`.
+        """
+        if not callable(respond):
+            raise ValidationError(f"respond must be callable (got {respond!r})")
+        self._responders.append((name, respond, delay_seconds))
+
+    def _respond_to_callbacks(self, arn: str) -> None:
+        if not self._responders:
+            return
+        for member in self._family(arn):
+            record = self.engine.record(member)
+            for event in record.events:
+                if event["EventType"] != "CallbackStarted":
+                    continue
+                callback_id = event["CallbackStartedDetails"]["CallbackId"]
+                if callback_id in self._answered:
+                    continue
+                self._answered.add(callback_id)
+                for name, respond, delay in self._responders:
+                    if name is None or name == event.get("Name"):
+                        started = event["EventTimestamp"]
+                        wait = delay - (self.clock.now() - started).total_seconds()
+                        self.schedule(
+                            max(0.0, wait),
+                            lambda respond=respond, cid=callback_id: respond(cid),
+                        )
+                        break
+
+    def send_callback_success(
+        self, callback_id: str, result: str | bytes | None = None
+    ) -> None:
+        """Answer a callback with ``result``, its raw text (often JSON)."""
+        self.engine.send_callback_success(callback_id, result)
+
+    def send_callback_failure(
+        self,
+        callback_id: str,
+        error: ErrorObject | Mapping[str, Any] | None = None,
+    ) -> None:
+        """Fail a callback with ``error``: an ErrorObject or its wire form
+        (``ErrorType``, ``ErrorMessage``, ``ErrorData``, ``StackTrace``)."""
+        if isinstance(error, Mapping):
+            error = from_wire(error, ErrorObject)
+        self.engine.send_callback_failure(callback_id, error)
+
+    def send_callback_heartbeat(self, callback_id: str) -> None:
+        """Tell a callback its answer is still coming."""
+        self.engine.send_callback_heartbeat(callback_id)
 
     def resolve(self, name_or_arn: str) -> str:
         """The ARN of the execution with this ARN or name."""
@@ -442,21 +563,16 @@ class LocalEngine:
         on_event: Callable[[Mapping[str, Any]], None] | None = None,
     ) -> ExecutionResult:
         """Invoke and run timers until the execution ends or waits for the
-        outside world."""
+        outside world.
+
+        The targets of its chained invokes are driven along with it, and
+        scheduled actions run when their time comes.
+        """
         engine = self.engine
         engine.refresh(arn)
         record = engine.record(arn)
         reported = 0 if on_event is not None else len(record.events)
-
-        if record.invocation_id is not None:
-            if not engine.invocation_orphaned(arn):
-                raise ValidationError(
-                    f"execution {arn} is being run by process "
-                    f"{record.invocation_owner}"
-                )
-            engine.abandon_invocation(
-                arn, "the process running the invocation exited"
-            )
+        self._reclaim(arn)
 
         while True:
             record = engine.record(arn)
@@ -466,19 +582,72 @@ class LocalEngine:
                 reported = len(record.events)
             if record.terminal:
                 break
-            due = engine.next_due(arn)
-            if due is None:
+
+            # The earliest of: an execution's timer or owed invocation, and
+            # an action scheduled from outside.
+            candidates: list[tuple[datetime.datetime, int, str | None]] = []
+            self._respond_to_callbacks(arn)
+            # With a real clock, waiting out a callback's timeout is waiting
+            # for the outside world: drive returns, and a later resume (or
+            # the answer) picks the execution up.
+            skipping = isinstance(self.clock, SkippingClock)
+            for member in self._family(arn):
+                due = engine.next_due(member, callback_timeouts=skipping)
+                if due is not None:
+                    candidates.append((due, 1, member))
+            if self._scheduled:
+                moment = min(self._scheduled)[0]
+                candidates.append((moment, 0, None))
+            if not candidates:
                 break
-            self.clock.sleep_until(due)
-            engine.fire_due(arn)
-            record = engine.record(arn)
+            moment, _, chosen = min(candidates, key=lambda c: (c[0], c[1]))
+            self.clock.sleep_until(moment)
+
+            if chosen is None:
+                self._scheduled.sort()
+                _, _, action = self._scheduled.pop(0)
+                action()
+                continue
+            engine.fire_due(chosen)
+            target = engine.record(chosen)
             if (
-                not record.terminal
-                and record.owed
-                and (record.owed_at is None or record.owed_at <= self.clock.now())
+                not target.terminal
+                and target.owed
+                and (target.owed_at is None or target.owed_at <= self.clock.now())
             ):
-                self._invoke(record)
+                self._invoke(target)
         return _result_of(engine.record(arn))
+
+    def _reclaim(self, arn: str) -> None:
+        """Close an invocation left in flight by a process that died."""
+        record = self.engine.record(arn)
+        if record.invocation_id is None:
+            return
+        if not self.engine.invocation_orphaned(arn):
+            raise ValidationError(
+                f"execution {arn} is being run by process "
+                f"{record.invocation_owner}"
+            )
+        self.engine.abandon_invocation(
+            arn, "the process running the invocation exited"
+        )
+
+    def _family(self, arn: str) -> list[str]:
+        """``arn`` and the running targets of its chained invokes."""
+        members = [arn]
+        for member in members:
+            record = self.engine.record(member)
+            for event in record.events:
+                if event["EventType"] != "ChainedInvokeStarted":
+                    continue
+                child = event["ChainedInvokeStartedDetails"].get(
+                    "DurableExecutionArn"
+                )
+                if child and child not in members:
+                    self.engine.refresh(child)
+                    if not self.engine.record(child).terminal:
+                        members.append(child)
+        return members
 
     def _invoke(self, record: ExecutionRecord) -> None:
         function = self._functions.get(record.function_name)
@@ -488,19 +657,38 @@ class LocalEngine:
                 f"{record.function_name!r}, which is not registered here"
             )
         envelope = self.engine.begin_invocation(record.arn)
-        if self.invocation_mode == SUBPROCESS:
+        if not function.durable:
+            outcome = self._invoke_plain(function, record)
+        elif self.invocation_mode == SUBPROCESS:
             outcome = self._invoke_subprocess(function, envelope)
             self.engine.refresh(record.arn)
         else:
             outcome = self._invoke_in_process(function, envelope)
         self.engine.end_invocation(record.arn, outcome)
 
+    def _invoke_plain(
+        self, function: _Function, record: ExecutionRecord
+    ) -> InvocationOutcome:
+        """Call a plain function once; its return value is the result."""
+        try:
+            event = json.loads(record.input_payload) if record.input_payload else None
+            result = function.handler(event, None)
+            payload = json.dumps(result)
+        except Exception as error:
+            recorded = error_object_from_exception(error)
+            return InvocationOutcome(
+                output={"Status": "FAILED", "Error": to_wire(recorded)}
+            )
+        return InvocationOutcome(output={"Status": "SUCCEEDED", "Result": payload})
+
     def _invoke_in_process(
         self, function: _Function, envelope: dict[str, Any]
     ) -> InvocationOutcome:
+        handler = function.handler
+        assert isinstance(handler, DurableHandler)
         try:
             with self._capture_logs():
-                output = function.handler.invoke(envelope, None, client=self.client)
+                output = handler.invoke(envelope, None, client=self.client)
         except Exception as error:
             logger.warning(
                 "invocation of %s raised %s: %s",
@@ -555,6 +743,7 @@ class LocalEngine:
                     else None
                 ),
                 "page_size": self.engine.page_size,
+                "functions": sorted(self._functions),
                 "output": str(output_path),
                 "log_file": str(self.log_file) if self.log_file else None,
             }

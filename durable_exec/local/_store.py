@@ -76,6 +76,11 @@ class ExecutionRecord:
     # The last accepted checkpoint with a client token, for idempotency.
     last_client_token: str | None = None
     last_reply: dict[str, Any] | None = None
+    # For the target of a chained invoke: the caller and its operation.
+    parent_arn: str | None = None
+    parent_operation_id: str | None = None
+    # How a later process may load the handler: FILE_OR_MODULE:HANDLER.
+    handler_ref: str | None = None
 
     @property
     def terminal(self) -> bool:
@@ -102,6 +107,9 @@ class ExecutionRecord:
         "unseen",
         "last_client_token",
         "last_reply",
+        "parent_arn",
+        "parent_operation_id",
+        "handler_ref",
     )
     _TIMES = ("start", "end", "invocation_start", "owed_at")
 
@@ -160,6 +168,14 @@ class Store(Protocol):
         """Drop any cached copy, so the next load reads the source."""
         ...
 
+    def index_callback(self, callback_id: str, arn: str, operation_id: str) -> None:
+        """Remember which execution and operation a callback id is for."""
+        ...
+
+    def find_callback(self, callback_id: str) -> tuple[str, str] | None:
+        """The execution ARN and operation id of a callback id."""
+        ...
+
     def close(self) -> None:
         ...
 
@@ -171,6 +187,13 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._records: dict[str, ExecutionRecord] = {}
+        self._callbacks: dict[str, tuple[str, str]] = {}
+
+    def index_callback(self, callback_id: str, arn: str, operation_id: str) -> None:
+        self._callbacks[callback_id] = (arn, operation_id)
+
+    def find_callback(self, callback_id: str) -> tuple[str, str] | None:
+        return self._callbacks.get(callback_id)
 
     def create(self, record: ExecutionRecord) -> None:
         self._records[record.arn] = record
@@ -219,6 +242,11 @@ CREATE TABLE IF NOT EXISTS operations (
     id TEXT NOT NULL,
     body TEXT NOT NULL,
     PRIMARY KEY (arn, id)
+);
+CREATE TABLE IF NOT EXISTS callbacks (
+    callback_id TEXT PRIMARY KEY,
+    arn TEXT NOT NULL,
+    operation_id TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS events (
     arn TEXT NOT NULL,
@@ -373,6 +401,22 @@ class SqliteStore:
             params.append(function_name)
         with self._lock:
             return [row[0] for row in self._db.execute(query + " ORDER BY seq", params)]
+
+    def index_callback(self, callback_id: str, arn: str, operation_id: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO callbacks (callback_id, arn, operation_id) "
+                "VALUES (?, ?, ?)",
+                (callback_id, arn, operation_id),
+            )
+
+    def find_callback(self, callback_id: str) -> tuple[str, str] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT arn, operation_id FROM callbacks WHERE callback_id = ?",
+                (callback_id,),
+            ).fetchone()
+        return (row[0], row[1]) if row else None
 
     def forget(self, arn: str) -> None:
         with self._lock:

@@ -35,6 +35,8 @@ def main() -> int:
     clock: Clock = SkippingClock(offset) if offset is not None else RealClock()
     store = SqliteStore(job["store"])
     engine = Engine(store, clock=clock, page_size=job.get("page_size", 1000))
+    functions = frozenset(job.get("functions", ()))
+    engine.function_exists = functions.__contains__
     client = LocalServiceClient(engine)
     try:
         handler_ = load_handler(job["handler"])
