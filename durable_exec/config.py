@@ -131,12 +131,15 @@ def _whole(parameter: str, seconds: float) -> int:
 class StepSemantics(enum.Enum):
     """How often a step's code may run for one attempt.
 
-    AT_LEAST_ONCE_PER_RETRY: the attempt is checkpointed when it ends. If
-        the process dies mid-attempt, the attempt runs again.
-    AT_MOST_ONCE_PER_RETRY: the attempt's start is checkpointed before its
-        code runs. If the process dies mid-attempt, the attempt is not run
-        again: it counts as failed with :class:`StepInterruptedError` and
-        goes through the retry strategy.
+    Either way an attempt's start is checkpointed before its code runs,
+    and its end after; they differ in what replay does with an attempt
+    that started and never ended, because its process died:
+
+    AT_LEAST_ONCE_PER_RETRY: the attempt runs again, so its code may run
+        twice.
+    AT_MOST_ONCE_PER_RETRY: the attempt is not run again: it counts as
+        failed with :class:`StepInterruptedError` and goes through the
+        retry strategy.
     """
 
     AT_LEAST_ONCE_PER_RETRY = "AT_LEAST_ONCE_PER_RETRY"

@@ -100,7 +100,10 @@ def parse_envelope(event: Any) -> _Envelope:
             "malformed envelope: 'InitialExecutionState' must be a mapping "
             f"(got {_preview(initial)})"
         )
-    raw_operations = initial.get("Operations") or []
+    # Absent means no operations; anything else must really be a list.
+    raw_operations = initial.get("Operations")
+    if raw_operations is None:
+        raw_operations = []
     if not isinstance(raw_operations, list):
         raise ValidationError(
             "malformed envelope: 'InitialExecutionState.Operations' must be "

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import random
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 import attrs
@@ -193,7 +193,11 @@ class RetryStrategy:
                 these regular expressions. Both empty: retry everything.
             rng: the random source for jitter.
         """
-        if not isinstance(max_attempts, int) or max_attempts < 1:
+        if (
+            isinstance(max_attempts, bool)
+            or not isinstance(max_attempts, int)
+            or max_attempts < 1
+        ):
             raise ValidationError(
                 f"max_attempts must be an integer >= 1 (got {max_attempts!r})"
             )
@@ -205,13 +209,19 @@ class RetryStrategy:
                 f"jitter must be one of {', '.join(JitterStrategy.ALL)} "
                 f"(got {jitter!r})"
             )
-        for kind in retryable_error_types:
+        error_types = _check_sequence(
+            "retryable_error_types", retryable_error_types
+        )
+        for kind in error_types:
             if not (isinstance(kind, type) and issubclass(kind, BaseException)):
                 raise ValidationError(
                     "retryable_error_types must hold exception classes "
                     f"(got {kind!r})"
                 )
-        patterns = tuple(re.compile(p) for p in retryable_errors)
+        patterns = tuple(
+            _compile(pattern)
+            for pattern in _check_sequence("retryable_errors", retryable_errors)
+        )
         return cls(
             stop=tenacity.stop_after_attempt(max_attempts),
             wait=_wait_jittered(
@@ -221,7 +231,7 @@ class RetryStrategy:
                 jitter,
                 rng or random.Random(),
             ),
-            retry=_retry_matching(tuple(retryable_error_types), patterns),
+            retry=_retry_matching(error_types, patterns),
         )
 
     def __call__(self, error: BaseException, attempt: int) -> RetryDecision:
@@ -241,6 +251,34 @@ def _check_number(name: str, value: Any, *, minimum: float) -> None:
         raise ValidationError(
             f"{name} must be a number >= {minimum} (got {value!r})"
         )
+
+
+def _check_sequence(name: str, value: Any) -> tuple[Any, ...]:
+    # A lone class or string would be iterated as if it were the list.
+    if isinstance(value, (str, bytes, type)) or not isinstance(
+        value, Iterable
+    ):
+        raise ValidationError(
+            f"{name} must be a list, tuple or set (got {value!r})"
+        )
+    return tuple(value)
+
+
+def _compile(pattern: Any) -> re.Pattern[str]:
+    if isinstance(pattern, re.Pattern):
+        return pattern
+    if not isinstance(pattern, str):
+        raise ValidationError(
+            "retryable_errors must hold regular expressions, as str or "
+            f"re.Pattern (got {pattern!r})"
+        )
+    try:
+        return re.compile(pattern)
+    except re.error as error:
+        raise ValidationError(
+            f"retryable_errors holds an invalid regular expression "
+            f"{pattern!r}: {error}"
+        ) from None
 
 
 def _call_state(error: BaseException, attempt: int) -> tenacity.RetryCallState:
