@@ -1,4 +1,4 @@
-"""The step, wait and child conformance suites, one test per requirement.
+"""The conformance suites we serve, one test per requirement.
 
 The requirement files live outside the project, in
 ``../shared/conformance/requirements`` (or wherever
@@ -24,7 +24,7 @@ from durable_exec.testing.conformance import (
     run_requirement,
 )
 
-SUITES = ("step", "wait", "child")
+SUITES = ("step", "wait", "child", "parallel", "map")
 HANDLERS = Path(__file__).resolve().parent
 REQUIREMENTS_DIR = Path(
     os.environ.get("DURABLE_EXEC_REQUIREMENTS")
