@@ -25,7 +25,12 @@ Guarantees
   batch suspends: the invocation ends, and replay brings it back here.
 
 Coordinator-only state (``_outcomes``, counters) needs no lock: worker
-threads hand their results over through a queue.
+threads hand their results over through a queue. ``_Batch._gate`` orders
+the start of a unit against the decision: the policy is evaluated, and
+the scope cancelled, under it, and a unit checks the scope and records
+itself in ``began`` under it, so a unit either began before the decision
+(reported STARTED) or never runs (absent). A batch running inside a branch
+whose own batch was decided starts no more units.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import json
 import logging
 import os
 import queue
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -198,6 +204,12 @@ class _Batch:
         self.sub_type = "MapIteration" if kind == "map" else "ParallelBranch"
         self.scope = CancelScope(ctx._scope)
         self.outcomes: dict[int, BatchItem[Any]] = {}
+        # A unit begins, and the policy is decided, under ``_gate``: a
+        # unit either began before the decision (and is reported
+        # STARTED) or never begins. ``began`` is read by the coordinator
+        # only once the pool has shut down.
+        self._gate = threading.Lock()
+        self.began: set[int] = set()
 
     # -- unit ids and contexts -------------------------------------------
 
@@ -232,7 +244,7 @@ class _Batch:
         failure: OperationError | None,
         status: BatchItemStatus | None = None,
     ) -> tuple[BatchItem[Any], ...]:
-        items = []
+        items: list[BatchItem[Any]] = []
         for position, index in enumerate(unit.items):
             name = unit.item_names[position]
             if status is BatchItemStatus.STARTED:
@@ -309,6 +321,11 @@ class _Batch:
 
     def run_unit(self, unit: Unit) -> _Outcome:
         """Run one unit; called on a worker thread."""
+        with self._gate:
+            if self.scope.is_cancelled():
+                # Queued on the pool when the batch was decided.
+                return _Outcome("cancelled")
+            self.began.add(unit.index)
         try:
             if self.config.nesting is NestingType.NESTED:
                 items = self._run_nested(unit)
@@ -394,9 +411,9 @@ class _Batch:
             return self._items_from(unit, None, _as_operation_error(error))
         # Round-trip each result as a NESTED unit's checkpoint would.
         round_tripped: list[tuple[Any, BaseException | None]] = []
-        for result, error in outcomes:
-            if error is not None:
-                round_tripped.append((None, error))
+        for result, item_error in outcomes:
+            if item_error is not None:
+                round_tripped.append((None, item_error))
                 continue
             try:
                 text = serialize(self.item_serdes, result, serdes_context)
@@ -408,6 +425,23 @@ class _Batch:
         return self._items_from(unit, round_tripped, None)
 
     # -- coordination -------------------------------------------------------
+
+    def _decide(
+        self, succeeded: int, failed: int, running: int
+    ) -> CompletionReason | None:
+        """The policy's verdict; once decided, no unit may begin."""
+        with self._gate:
+            reason = decide(
+                self.config.completion, succeeded, failed, running, self.total_items
+            )
+            if reason is not None:
+                self.ctx._state.cancel(self.scope)
+        return reason
+
+    def _outer_cancelled(self) -> bool:
+        """True when the branch this batch runs in was told to stop."""
+        parent = self.scope.parent
+        return parent is not None and parent.is_cancelled()
 
     def run(self) -> BatchResult[Any]:
         """Run the units under the completion policy; see module docs."""
@@ -433,12 +467,14 @@ class _Batch:
                 elif item.status is BatchItemStatus.FAILED:
                     failed += 1
 
-        decided = decide(config.completion, 0, 0, 0, self.total_items)
+        decided = self._decide(0, 0, 0)
         try:
             while True:
-                # Start what may start, in index order.
+                # Start what may start, in index order. A batch inside a
+                # branch whose own batch was decided starts nothing more.
                 while (
                     decided is None
+                    and not self._outer_cancelled()
                     and next_unit < len(units)
                     and (limit is None or len(in_flight) < limit)
                 ):
@@ -447,13 +483,7 @@ class _Batch:
                     replayed = self.replayed(unit)
                     if replayed is not None:
                         record(replayed)
-                        decided = decide(
-                            config.completion,
-                            succeeded,
-                            failed,
-                            len(in_flight),
-                            self.total_items,
-                        )
+                        decided = self._decide(succeeded, failed, len(in_flight))
                         continue
                     if pool is None:
                         workers = min(
@@ -492,13 +522,7 @@ class _Batch:
                 if outcome.kind == "cancelled":
                     continue
                 record(outcome.items)
-                decided = decide(
-                    config.completion,
-                    succeeded,
-                    failed,
-                    len(in_flight),
-                    self.total_items,
-                )
+                decided = self._decide(succeeded, failed, len(in_flight))
         finally:
             self.ctx._state.cancel(self.scope)
             for future in futures:
@@ -508,13 +532,18 @@ class _Batch:
 
         if fatal is not None:
             raise fatal
+        if decided is None and self._outer_cancelled():
+            raise BranchCancelled()
         if decided is None:
             raise SuspendExecution(
                 f"{self.kind} {self.op_id} waits for {len(suspended)} branch(es)"
             )
         # Units still in flight when the policy was decided ran, but their
         # outcome came too late to count: they are reported as started.
+        # Those still queued on the pool never began: they are absent.
         for index in sorted(in_flight):
+            if index not in self.began:
+                continue
             for position, item_index in enumerate(units[index].items):
                 self.outcomes.setdefault(
                     item_index,
@@ -701,7 +730,11 @@ def run_batch(
             wait=False,
         )
 
-    result = batch.run()
+    ctx._batch_running = True
+    try:
+        result = batch.run()
+    finally:
+        ctx._batch_running = False
 
     try:
         payload = serialize(serdes, result, serdes_context)

@@ -143,7 +143,7 @@ class BatchResult(Generic[T]):
             error_data=first.error_data if first else None,
             stack_trace=first.stack_trace if first else None,
         )
-        error.batch = self  # type: ignore[attr-defined]
+        error.batch = self
         raise error from first
 
     def __iter__(self) -> Iterator[BatchItem[T]]:

@@ -212,6 +212,7 @@ class DurableContext:
     ) -> None:
         self._state = state
         self._scope = scope
+        self._batch_running = False
         self._parent_id = parent_id
         self._prefix = f"{logical_id}-" if logical_id else ""
         self._counter = itertools.count(1)
@@ -236,6 +237,13 @@ class DurableContext:
     # -- ids and replay --------------------------------------------------------
 
     def _next_ids(self) -> tuple[str, str]:
+        if self._batch_running:
+            # A branch that used the outer context would take ids in
+            # thread order, and replay could not match them.
+            raise ValidationError(
+                "this context is running a parallel or map; inside a branch "
+                "or item, use the context the branch was given"
+            )
         number = next(self._counter)
         self._next = number + 1
         logical = f"{self._prefix}{number}"
@@ -315,8 +323,8 @@ class DurableContext:
         operation = self._state.get_checked(
             op_id, OperationType.STEP, OperationSubType.STEP, name
         )
-        serdes = serdes_for(
-            config.serdes, config.result_type or return_type_of(func)
+        serdes = config.serdes or serdes_for(
+            None, config.result_type or return_type_of(func)
         )
         serdes_context = self._serdes_context(op_id, name)
 
@@ -546,8 +554,8 @@ class DurableContext:
         operation = self._state.get_checked(
             op_id, OperationType.CONTEXT, sub_type, name
         )
-        serdes = serdes_for(
-            config.serdes, config.result_type or return_type_of(func)
+        serdes = config.serdes or serdes_for(
+            None, config.result_type or return_type_of(func)
         )
         serdes_context = self._serdes_context(op_id, name)
 
