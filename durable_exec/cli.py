@@ -6,8 +6,16 @@ Subcommands:
   its end, printing one line per history event on stderr and the result
   on stdout. With ``--name``, running again resumes the execution of that
   name (after a crash, say) or prints its result if it has ended.
-* ``history NAME_OR_ARN``: the execution's history events.
+* ``callback succeed|fail|heartbeat CALLBACK_ID``: answer a callback as
+  the system outside would, then resume its execution (when its handler
+  can be loaded again), printing progress as ``run`` does.
+* ``history NAME_OR_ARN``: the execution's operations as a tree; its
+  history events with ``--format events`` or ``--json``; a timeline page
+  with ``--format html``.
 * ``list``: the executions in the store.
+* ``serve FILE_OR_MODULE:HANDLER...``: serve the handlers and the
+  engine over the Lambda durable execution REST API, for boto3 and any
+  other client of it, until Ctrl-C.
 * ``conformance ...``: the conformance suite, see
   :mod:`durable_exec.testing.conformance`.
 
@@ -29,13 +37,14 @@ import sqlite3
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, redirect_stdout
+from contextlib import ExitStack, contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Any, TextIO
 
 import attrs
 
 from .errors import DurableExecutionError
+from .history import build_tree, format_tree, render_html
 from .local import (
     DEFAULT_STORE_PATH,
     ExecutionRecord,
@@ -43,10 +52,18 @@ from .local import (
     ExecutionSummary,
     LocalEngine,
     MemoryStore,
+    ServiceError,
     SqliteStore,
     Store,
 )
-from .wire import ExecutionStatus, Operation, to_wire
+from .wire import (
+    ErrorObject,
+    ExecutionStatus,
+    Operation,
+    OperationStatus,
+    OperationType,
+    to_wire,
+)
 
 __all__ = ["main"]
 
@@ -168,10 +185,79 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(command=_run)
 
+    callback = commands.add_parser(
+        "callback",
+        help="answer a callback, then resume its execution",
+        description=(
+            "Answer a callback as the system outside would: succeed or "
+            "fail it, or send a heartbeat. After an answer the execution "
+            "is resumed, if its handler can be loaded again, with progress "
+            "on stderr and the result on stdout, as with 'run'."
+        ),
+    )
+    answers = callback.add_subparsers(
+        title="answers", metavar="ANSWER", required=True
+    )
+    succeed = answers.add_parser(
+        "succeed",
+        help="answer with a result",
+        description="Answer a callback with a result, then resume.",
+    )
+    succeed.add_argument(
+        "--result",
+        metavar="JSON",
+        help="the result, JSON text kept as given (default: no result)",
+    )
+    fail = answers.add_parser(
+        "fail",
+        help="answer with an error",
+        description="Answer a callback with an error, then resume.",
+    )
+    fail.add_argument("--error-type", metavar="T", help="the error's type")
+    fail.add_argument(
+        "--error-message", metavar="M", help="the error's message"
+    )
+    heartbeat = answers.add_parser(
+        "heartbeat",
+        help="say the answer is still coming",
+        description=(
+            "Restart a callback's heartbeat timeout. Nothing is resumed: "
+            "the callback still waits for its answer."
+        ),
+    )
+    for answer, parser_ in (
+        ("succeed", succeed),
+        ("fail", fail),
+        ("heartbeat", heartbeat),
+    ):
+        parser_.add_argument(
+            "callback_id",
+            metavar="CALLBACK_ID",
+            help="the id from the CallbackStarted event",
+        )
+        parser_.add_argument("--store", metavar="PATH", help=store_help)
+        if answer != "heartbeat":
+            parser_.add_argument(
+                "--skip-time",
+                action="store_true",
+                help="jump over waits and retry delays instead of sleeping",
+            )
+            parser_.add_argument(
+                "--json",
+                action="store_true",
+                help='print {"arn", "name", "status", "result", "error"} '
+                "as JSON",
+            )
+        parser_.set_defaults(command=_callback, answer=answer)
+
     history = commands.add_parser(
         "history",
-        help="show an execution's history events",
-        description="Show the history events of an execution.",
+        help="show an execution's operations and history events",
+        description=(
+            "Show what an execution did: its operations as a tree with "
+            "status, attempts and durations (default), its history events, "
+            "or a timeline page."
+        ),
     )
     history.add_argument("execution", metavar="NAME_OR_ARN")
     history.add_argument("--store", metavar="PATH", help=store_help)
@@ -179,6 +265,17 @@ def _parser() -> argparse.ArgumentParser:
         "--json",
         action="store_true",
         help="print the GetDurableExecutionHistory response as JSON",
+    )
+    history.add_argument(
+        "--format",
+        choices=("tree", "events", "html"),
+        help=(
+            "tree: operations under their parents (default); events: a "
+            "row per history event; html: a self-contained timeline page"
+        ),
+    )
+    history.add_argument(
+        "--output", metavar="FILE", help="write to FILE instead of stdout"
     )
     history.set_defaults(command=_history)
 
@@ -194,6 +291,47 @@ def _parser() -> argparse.ArgumentParser:
         help="print the ListDurableExecutionsByFunction response as JSON",
     )
     list_.set_defaults(command=_list)
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve handlers over the Lambda durable execution API",
+        description=(
+            "Serve durable handlers, and the engine that runs them, over "
+            "the Lambda durable execution REST API: Invoke, the durable "
+            "execution calls and the callback calls, as botocore sends "
+            "them. Point a boto3 'lambda' client's endpoint_url at the URL "
+            "printed on stdout. Each handler is served under the function "
+            "name 'run' would give it (samples/hello.py:handler as "
+            "hello-handler). Ctrl-C stops the server."
+        ),
+    )
+    serve.add_argument(
+        "handlers",
+        nargs="+",
+        metavar="FILE_OR_MODULE:HANDLER",
+        help="the handlers to serve, e.g. samples/hello.py:handler",
+    )
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="the address to listen on (default: 127.0.0.1, this machine only)",
+    )
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=0,
+        help="the port to listen on (default: 0, any free port)",
+    )
+    serve.add_argument("--store", metavar="PATH", help=store_help)
+    serve.add_argument(
+        "--skip-time",
+        action="store_true",
+        help=(
+            "jump over waits and retry delays instead of sleeping "
+            "(callback timeouts still take their time)"
+        ),
+    )
+    serve.set_defaults(command=_serve)
 
     # Listed for --help only: main() hands these arguments over unparsed.
     commands.add_parser(
@@ -359,6 +497,12 @@ def _report_run(outcome: ExecutionResult, as_json: bool) -> int:
         )
         if outcome.status is ExecutionStatus.RUNNING:
             summary += "; it waits for the outside world"
+            for label, callback_id in _open_callbacks(outcome):
+                summary += (
+                    f"\n{PROG}: callback {label} waits for its answer; "
+                    f"answer with: {PROG} callback succeed {callback_id} "
+                    "--result JSON"
+                )
         if outcome.error is not None:
             summary += f": {outcome.error.error_type or 'Error'}"
             if outcome.error.error_message:
@@ -371,6 +515,23 @@ def _report_run(outcome: ExecutionResult, as_json: bool) -> int:
             else:
                 print(json.dumps(result, indent=2))
     return EXIT_FAILED if outcome.status in _FAILED_STATUSES else EXIT_OK
+
+
+def _open_callbacks(outcome: ExecutionResult) -> list[tuple[str, str]]:
+    """The name (or id) and callback id of each callback of ``outcome``
+    still waiting for its answer."""
+    waiting = []
+    for operation in outcome.operations:
+        details = operation.callback_details
+        if (
+            operation.type is OperationType.CALLBACK
+            and operation.status is OperationStatus.STARTED
+            and details is not None
+            and details.callback_id
+        ):
+            label = operation.name or operation.id
+            waiting.append((label, details.callback_id))
+    return waiting
 
 
 def _decoded(payload: str | None) -> Any:
@@ -438,6 +599,114 @@ class _Progress:
             self.event(event)
 
 
+# -- callback -----------------------------------------------------------------
+
+
+def _callback(args: argparse.Namespace) -> int:
+    callback_id = args.callback_id
+    result = None
+    if args.answer == "succeed" and args.result is not None:
+        try:
+            json.loads(args.result)
+        except json.JSONDecodeError as error:
+            raise _UsageError(
+                f"--result must be JSON (got {args.result!r}: {error})"
+            ) from None
+        result = args.result
+    if not _store_exists(args.store):
+        raise _UsageError(
+            f"no callback has the id {callback_id!r}: the store "
+            f"{str(_store_path(args.store))!r} does not exist"
+        )
+
+    with _engine(args) as local:
+        # The execution to resume is the top one: a callback of a chained
+        # invoke's target is driven along with its caller.
+        found = local.store.find_callback(callback_id)
+        root = local.engine.record(found[0]) if found else None
+        while root is not None and root.parent_arn is not None:
+            root = local.engine.record(root.parent_arn)
+        seen = len(root.events) if root is not None else 0
+
+        try:
+            if args.answer == "succeed":
+                local.send_callback_success(callback_id, result)
+            elif args.answer == "fail":
+                local.send_callback_failure(
+                    callback_id,
+                    ErrorObject(
+                        error_type=args.error_type,
+                        error_message=args.error_message,
+                    ),
+                )
+            else:
+                local.send_callback_heartbeat(callback_id)
+        except ServiceError as error:
+            raise _UsageError(error.message) from None
+        # The engine found the callback, so it has an execution.
+        assert root is not None
+
+        progress = _Progress(sys.stderr, root.arn, root.start, seen=seen)
+        if args.answer == "heartbeat":
+            progress.note(
+                f"heartbeat sent; callback {callback_id} still waits for "
+                "its answer"
+            )
+            return EXIT_OK
+
+        with _module_path(root.handler_ref or ""):
+            if not _load_for_resume(local, root, progress):
+                for event in local.engine.record(root.arn).events:
+                    progress.event(event)
+                return _report_run(local.describe(root.arn), args.json)
+            if isinstance(local.store, _LiveCommits):
+                local.store.listener = progress.committed
+            progress.note(
+                f"callback answered ({args.answer}); resuming execution "
+                f"{root.name} after event {seen}"
+            )
+            with redirect_stdout(sys.stderr), _workflow_logging():
+                try:
+                    outcome = local.resume(root.arn, on_event=progress.event)
+                except KeyboardInterrupt:
+                    progress.note(
+                        f"interrupted; resume with: {PROG} run "
+                        f"{root.handler_ref} --name {root.name}"
+                    )
+                    return EXIT_INTERRUPTED
+                except ServiceError as error:
+                    # Another process drives it too, say; the answer stays.
+                    raise _UsageError(
+                        f"the answer is recorded, but execution {root.name} "
+                        f"could not be resumed: {error.message}"
+                    ) from None
+    return _report_run(outcome, args.json)
+
+
+def _load_for_resume(
+    local: LocalEngine, record: ExecutionRecord, progress: _Progress
+) -> bool:
+    """Register the handler ``record`` was started from, if it loads.
+
+    When it does not, the answer stays recorded and the execution waits
+    for a ``run`` that names its handler; say so.
+    """
+    later = (
+        f"the answer is recorded; execution {record.name} resumes when "
+        f"its handler runs again: {PROG} run FILE_OR_MODULE:HANDLER "
+        f"--name {record.name}"
+    )
+    if record.handler_ref is None:
+        progress.note(f"{later} (its handler is not known here)")
+        return False
+    try:
+        _register(local, record.function_name, record.handler_ref)
+    except (_UsageError, DurableExecutionError) as error:
+        progress.note(f"{later} ({error})")
+        return False
+    return True
+
+
 # -- history ------------------------------------------------------------------
 
 
@@ -447,19 +716,45 @@ def _history(args: argparse.Namespace) -> int:
             f"no execution is named {args.execution!r}: the store "
             f"{str(_store_path(args.store))!r} does not exist"
         )
+    if args.json and args.format is not None:
+        raise _UsageError(
+            "--json prints the events as JSON; leave out --format "
+            f"(got --format {args.format})"
+        )
     with _engine(args) as local:
         events = local.history(args.execution)
-    if args.json:
-        _print_json({"Events": [_jsonable(event) for event in events]})
-        return EXIT_OK
 
-    start = events[0]["EventTimestamp"] if events else None
-    rows = [_event_row(event, start) for event in events]
-    _print_table(
-        ("ID", "TIME", "TYPE", "OPERATION", "NAME", "DETAILS"),
-        [row.cells() for row in rows],
-    )
+    with _history_output(args.output):
+        if args.json:
+            _print_json({"Events": [_jsonable(event) for event in events]})
+        elif args.format == "events":
+            start = events[0]["EventTimestamp"] if events else None
+            rows = [_event_row(event, start) for event in events]
+            _print_table(
+                ("ID", "TIME", "TYPE", "OPERATION", "NAME", "DETAILS"),
+                [row.cells() for row in rows],
+            )
+        elif args.format == "html":
+            sys.stdout.write(render_html(build_tree(events)))
+        else:
+            sys.stdout.write(format_tree(build_tree(events)))
+    if args.output is not None:
+        print(f"{PROG}: wrote {args.output}", file=sys.stderr)
     return EXIT_OK
+
+
+@contextmanager
+def _history_output(path: str | None) -> Iterator[None]:
+    """Send what ``history`` prints to the file at ``path``, if given."""
+    if path is None:
+        yield
+        return
+    try:
+        file = open(path, "w", encoding="utf-8")
+    except OSError as error:
+        raise _UsageError(f"cannot write {path!r}: {error}") from None
+    with file, redirect_stdout(file):
+        yield
 
 
 @attrs.frozen
@@ -535,6 +830,8 @@ def _event_details(event_type: str, details: Mapping[str, Any]) -> str:
         payload = (details.get("Input") or {}).get("Payload")
         if payload is not None:
             parts.append(f"input {_preview(payload)}")
+    if event_type == "CallbackStarted" and details.get("CallbackId"):
+        parts.append(f"callback id {details['CallbackId']}")
     retry = details.get("RetryDetails") or {}
     if "CurrentAttempt" in retry:
         parts.append(f"attempt {retry['CurrentAttempt']}")
@@ -612,6 +909,84 @@ def _format_time(moment: _dt.datetime | None) -> str:
     if moment is None:
         return "-"
     return moment.astimezone(_dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+# -- serve --------------------------------------------------------------------
+
+
+def _serve(args: argparse.Namespace) -> int:
+    # Imported here: the server loads botocore's model, which the other
+    # commands do without.
+    from .local import DurableExecutionServer
+
+    names: dict[str, str] = {}
+    for ref in args.handlers:
+        name = _function_name_for(ref)
+        if names.get(name, ref) != ref:
+            raise _UsageError(
+                f"{names[name]!r} and {ref!r} would both be served as "
+                f"function {name!r}; serve them from differently named "
+                "files or modules"
+            )
+        names[name] = ref
+    if not 0 <= args.port <= 65535:
+        raise _UsageError(f"--port must be 0 to 65535 (got {args.port})")
+
+    store = ":memory:" if args.store == ":memory:" else _store_path(args.store)
+    try:
+        server = DurableExecutionServer(
+            host=args.host, port=args.port, store=store, skip_time=args.skip_time
+        )
+    except (OSError, sqlite3.Error) as error:
+        raise _UsageError(
+            f"cannot serve on {args.host}:{args.port} with the store "
+            f"{str(store)!r}: {error}"
+        ) from None
+
+    with ExitStack() as stack:
+        stack.callback(server.close)
+        for name, ref in names.items():
+            stack.enter_context(_module_path(ref))
+            # Loading through the runner first reports a broken module as
+            # 'run' does; registering again reuses the loaded module.
+            _register(server.local, name, ref)
+            server.register(name, ref)
+
+        print(server.url, flush=True)
+        for name, ref in names.items():
+            print(f"{PROG}: function {name} from {ref}", file=sys.stderr)
+        print(f"{PROG}: serving at {server.url}; Ctrl-C stops", file=sys.stderr)
+        sys.stderr.flush()
+
+        # User code prints to stdout; keep it off the URL's stream.
+        stack.enter_context(redirect_stdout(sys.stderr))
+        stack.enter_context(_workflow_logging())
+        stack.enter_context(_sigterm_interrupts())
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            print(f"{PROG}: shutting down", file=sys.stderr, flush=True)
+    return EXIT_OK
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """Let SIGTERM stop the server as Ctrl-C does, where it can."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # -- conformance --------------------------------------------------------------

@@ -606,7 +606,7 @@ def test_history_accepts_the_arn(cli: Cli, store: str) -> None:
 def test_history_table_shows_offsets_operations_and_details(
     cli: Cli, store: str, workflows: Path
 ) -> None:
-    """history without --json prints a table with a row per event."""
+    """history --format events prints a table with a row per event."""
     cli(
         "run",
         f"{workflows}:failing",
@@ -619,7 +619,7 @@ def test_history_table_shows_offsets_operations_and_details(
         "f",
     )
 
-    outcome = cli("history", "f", "--store", store)
+    outcome = cli("history", "f", "--store", store, "--format", "events")
 
     lines = outcome.out.splitlines()
     assert outcome.code == 0

@@ -59,6 +59,7 @@ from ._clock import Clock, RealClock
 from ._errors import (
     CallbackTimeoutException,
     InvalidParameterValueException,
+    ResourceConflictException,
     ResourceNotFoundException,
 )
 from ._store import ExecutionRecord, MemoryStore, Store
@@ -148,6 +149,22 @@ def _evolve(operation: Operation, **changes: Any) -> Operation:
     return Operation(**values)
 
 
+class _Where:
+    """Names an update in a refusal; formatted only if one is raised."""
+
+    __slots__ = ("index", "id")
+
+    def __init__(self, index: int, id: str) -> None:
+        self.index = index
+        self.id = id
+
+    def __format__(self, spec: str) -> str:
+        return f"update {self.index} (Id {self.id!r})"
+
+    def __str__(self) -> str:
+        return format(self, "")
+
+
 def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -202,6 +219,11 @@ class Engine:
         # Answers whether a function name may be the target of a chained
         # invoke; the runner that knows the registered functions sets it.
         self.function_exists: Callable[[str], bool] = lambda name: False
+        # The execution timeout of a function's executions, from its
+        # durable config; set by the same runner.
+        self.execution_timeout_of: Callable[[str], int] = (
+            lambda name: DEFAULT_EXECUTION_TIMEOUT
+        )
 
     def _now(self) -> _dt.datetime:
         # Whole milliseconds, the precision the wire and the store keep, so
@@ -229,6 +251,23 @@ class Engine:
         """The stored record of ``arn``; raises ResourceNotFound."""
         with self._lock:
             return self._record(arn)
+
+    def snapshot(self, arn: str) -> ExecutionRecord:
+        """A copy of the stored record of ``arn``, taken under the lock.
+
+        The engine changes records in place; a reader on another thread
+        gets a consistent copy to read at leisure. Operations and events
+        are shared, not copied: neither is changed once stored.
+        """
+        with self._lock:
+            record = self._record(arn)
+            return attrs.evolve(
+                record,
+                operations=dict(record.operations),
+                events=list(record.events),
+                unseen=list(record.unseen),
+                timers=dict(record.timers),
+            )
 
     def refresh(self, arn: str) -> None:
         """Forget the cached record; another process may have changed it."""
@@ -459,7 +498,7 @@ class Engine:
         seen: dict[str, OperationUpdate] = {}
         started: dict[str, OperationUpdate] = {}
         for index, update in enumerate(updates):
-            where = f"update {index} (Id {update.id!r})"
+            where = _Where(index, update.id)
             self._validate_shape(update, where)
             if update.type is OperationType.EXECUTION:
                 continue
@@ -514,7 +553,7 @@ class Engine:
                 status = OperationStatus.STARTED
             self._validate_transition(update, status, where)
 
-    def _validate_shape(self, update: OperationUpdate, where: str) -> None:
+    def _validate_shape(self, update: OperationUpdate, where: _Where) -> None:
         if not isinstance(update.id, str) or not _ID.fullmatch(update.id):
             raise InvalidParameterValueException(
                 f"{where}: Id must be 1 to 64 letters, digits, '-' or '_'"
@@ -569,7 +608,7 @@ class Engine:
         self,
         update: OperationUpdate,
         status: OperationStatus | None,
-        where: str,
+        where: _Where,
     ) -> None:
         action = update.action
         kind = update.type
@@ -924,6 +963,7 @@ class Engine:
         child_arn = self.create_execution(
             target,
             update.payload if update.payload is not None else "{}",
+            timeout_seconds=self.execution_timeout_of(target),
             parent=(record.arn, stored.id),
         )
         details["Input"] = _event_payload(update.payload)
@@ -1559,6 +1599,71 @@ class Engine:
             )
 
     # -- ending ------------------------------------------------------------
+
+    def stop_execution(
+        self, arn: str, error: ErrorObject | None = None
+    ) -> _dt.datetime:
+        """StopDurableExecution: end a running execution as STOPPED.
+
+        ``ExecutionStopped`` carries ``error`` (none: an empty one). An
+        invocation in flight is not interrupted, but its token dies with
+        the execution; the event then follows its InvocationCompleted.
+        Operations keep their status. The running targets of its chained
+        invokes are stopped too, with the same error. Returns the stop
+        time.
+
+        Raises:
+            ResourceNotFoundException: no execution has the ARN.
+            ResourceConflictException: the execution has already ended.
+        """
+        if error is not None and len(json.dumps(to_wire(error))) > MAX_ERROR_CHARS:
+            raise InvalidParameterValueException(
+                f"Error is over {MAX_ERROR_CHARS:,} characters as JSON"
+            )
+        with self._lock:
+            record = self._record(arn)
+            if record.terminal:
+                raise ResourceConflictException(
+                    f"execution {arn} is {record.status.value}; only a "
+                    "RUNNING execution can be stopped"
+                )
+            now = self._now()
+            self._stop(record, error, now)
+            return now
+
+    def _stop(
+        self, record: ExecutionRecord, error: ErrorObject | None, now: _dt.datetime
+    ) -> None:
+        events_before = len(record.events)
+        self._finish(record, ExecutionStatus.STOPPED, now, error=error)
+        self.store.commit(
+            record,
+            [record.operations[record.execution_id]],
+            record.events[events_before:],
+        )
+        logger.debug("stopped execution %s", record.arn)
+        for operation in record.operations.values():
+            if (
+                operation.type is not OperationType.CHAINED_INVOKE
+                or operation.status is not OperationStatus.STARTED
+            ):
+                continue
+            child_arn = self._chained_target(record, operation.id)
+            child = self.store.load(child_arn) if child_arn else None
+            if child is not None and not child.terminal:
+                self._stop(child, error, now)
+
+    def _chained_target(self, record: ExecutionRecord, op_id: str) -> str | None:
+        for event in record.events:
+            if (
+                event.get("Id") == op_id
+                and event["EventType"] == "ChainedInvokeStarted"
+            ):
+                target = event["ChainedInvokeStartedDetails"].get(
+                    "DurableExecutionArn"
+                )
+                return str(target) if target else None
+        return None
 
     def _finish(
         self,

@@ -15,6 +15,7 @@ once the execution is resumed.
 from __future__ import annotations
 
 import datetime
+import functools
 import importlib
 import importlib.util
 import itertools
@@ -118,6 +119,15 @@ class ExecutionSummary:
     status: ExecutionStatus
     start: Any
     end: Any
+
+
+@attrs.define
+class _Watcher:
+    """An observer of history events, and how many of each execution's
+    events it has been shown."""
+
+    observer: Callable[[str, Mapping[str, Any]], None]
+    seen: dict[str, int] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -262,10 +272,16 @@ class LocalEngine:
         self.client = LocalServiceClient(self.engine)
         self._functions: dict[str, _Function] = {}
         self.engine.function_exists = self._functions.__contains__
+        self.engine.execution_timeout_of = self._execution_timeout_of
         self._scheduled: list[tuple[datetime.datetime, int, Callable[[], None]]] = []
         self._schedule_order = itertools.count()
         self._responders: list[tuple[str | None, Callable[[str], None], float]] = []
-        self._answered: set[str] = set()
+        self._watchers: list[_Watcher] = []
+        # Whether drive() jumps over a callback's timeouts as over any
+        # other timer; by default when the clock skips. A server whose
+        # callbacks its clients answer sets it False: the clients get the
+        # time the timeouts give them.
+        self.skip_callback_timeouts = isinstance(clock, SkippingClock)
         # Set by the conformance harness to see each invocation's log file.
         self.log_file: Path | None = None
 
@@ -343,6 +359,12 @@ class LocalEngine:
                 "as 'FILE_OR_MODULE:HANDLER'"
             )
         self._functions[function_name] = _Function(loaded, ref, execution_timeout)
+
+    def _execution_timeout_of(self, function_name: str) -> int:
+        function = self._functions.get(function_name)
+        if function is None:
+            return DEFAULT_EXECUTION_TIMEOUT
+        return function.timeout_seconds
 
     def _function_of(self, target: DurableHandler[Any, Any] | str) -> str:
         if isinstance(target, DurableHandler):
@@ -462,29 +484,61 @@ class LocalEngine:
         """
         if not callable(respond):
             raise ValidationError(f"respond must be callable (got {respond!r})")
+        if not self._responders:
+            self.watch(self._answer_callback)
         self._responders.append((name, respond, delay_seconds))
 
-    def _respond_to_callbacks(self, arn: str) -> None:
-        if not self._responders:
+    def watch(
+        self, observer: Callable[[str, Mapping[str, Any]], None]
+    ) -> None:
+        """Show ``observer(arn, event)`` each history event, once, in order.
+
+        The events are those of every execution this engine drives and of
+        the targets of their chained invokes, from the first event on,
+        including events recorded before the observer was added. They are
+        shown between invocations: what an invocation records is seen
+        when it ends, before the engine goes on.
+
+        An observer stands in for a system outside that reacts to what
+        the execution does: it may :meth:`schedule` actions or answer
+        callbacks, and must not drive an execution itself.
+        """
+        if not callable(observer):
+            raise ValidationError(
+                f"observer must be callable (got {observer!r})"
+            )
+        self._watchers.append(_Watcher(observer))
+
+    def _show_events(self, arn: str) -> None:
+        if not self._watchers:
             return
-        for member in self._family(arn):
-            record = self.engine.record(member)
-            for event in record.events:
-                if event["EventType"] != "CallbackStarted":
-                    continue
-                callback_id = event["CallbackStartedDetails"]["CallbackId"]
-                if callback_id in self._answered:
-                    continue
-                self._answered.add(callback_id)
-                for name, respond, delay in self._responders:
-                    if name is None or name == event.get("Name"):
-                        started = event["EventTimestamp"]
-                        wait = delay - (self.clock.now() - started).total_seconds()
-                        self.schedule(
-                            max(0.0, wait),
-                            lambda respond=respond, cid=callback_id: respond(cid),
-                        )
-                        break
+        for member in self._family(arn, running_only=False):
+            events = self.engine.record(member).events
+            for watcher in self._watchers:
+                seen = watcher.seen.get(member, 0)
+                watcher.seen[member] = len(events)
+                for event in events[seen:]:
+                    watcher.observer(member, event)
+
+    def _answer_callback(self, arn: str, event: Mapping[str, Any]) -> None:
+        """The watcher behind :meth:`on_callback`: the first responder
+        whose name matches answers, once per callback."""
+        if event["EventType"] != "CallbackStarted":
+            return
+        if self.engine.record(arn).terminal:
+            # Its callbacks closed with it; there is nothing to answer.
+            return
+        callback_id = event["CallbackStartedDetails"]["CallbackId"]
+        for name, respond, delay in self._responders:
+            if name is None or name == event.get("Name"):
+                # The delay counts from the callback's start, not from the
+                # end of the invocation that started it.
+                started = event["EventTimestamp"]
+                wait = delay - (self.clock.now() - started).total_seconds()
+                self.schedule(
+                    max(0.0, wait), functools.partial(respond, callback_id)
+                )
+                return
 
     def send_callback_success(
         self, callback_id: str, result: str | bytes | None = None
@@ -580,17 +634,17 @@ class LocalEngine:
                 for event in record.events[reported:]:
                     on_event(event)
                 reported = len(record.events)
+            self._show_events(arn)
             if record.terminal:
                 break
 
             # The earliest of: an execution's timer or owed invocation, and
             # an action scheduled from outside.
             candidates: list[tuple[datetime.datetime, int, str | None]] = []
-            self._respond_to_callbacks(arn)
             # With a real clock, waiting out a callback's timeout is waiting
             # for the outside world: drive returns, and a later resume (or
             # the answer) picks the execution up.
-            skipping = isinstance(self.clock, SkippingClock)
+            skipping = self.skip_callback_timeouts
             for member in self._family(arn):
                 due = engine.next_due(member, callback_timeouts=skipping)
                 if due is not None:
@@ -632,8 +686,9 @@ class LocalEngine:
             arn, "the process running the invocation exited"
         )
 
-    def _family(self, arn: str) -> list[str]:
-        """``arn`` and the running targets of its chained invokes."""
+    def _family(self, arn: str, *, running_only: bool = True) -> list[str]:
+        """``arn`` and the targets of its chained invokes, theirs and so
+        on; only the running ones unless ``running_only`` is False."""
         members = [arn]
         for member in members:
             record = self.engine.record(member)
@@ -645,7 +700,8 @@ class LocalEngine:
                 )
                 if child and child not in members:
                     self.engine.refresh(child)
-                    if not self.engine.record(child).terminal:
+                    ended = self.engine.record(child).terminal
+                    if not (running_only and ended):
                         members.append(child)
         return members
 
@@ -743,7 +799,10 @@ class LocalEngine:
                     else None
                 ),
                 "page_size": self.engine.page_size,
-                "functions": sorted(self._functions),
+                "functions": {
+                    name: function.timeout_seconds
+                    for name, function in sorted(self._functions.items())
+                },
                 "output": str(output_path),
                 "log_file": str(self.log_file) if self.log_file else None,
             }

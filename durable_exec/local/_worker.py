@@ -35,8 +35,10 @@ def main() -> int:
     clock: Clock = SkippingClock(offset) if offset is not None else RealClock()
     store = SqliteStore(job["store"])
     engine = Engine(store, clock=clock, page_size=job.get("page_size", 1000))
-    functions = frozenset(job.get("functions", ()))
+    # Each registered function with its execution timeout.
+    functions: dict[str, int] = job.get("functions", {})
     engine.function_exists = functions.__contains__
+    engine.execution_timeout_of = functions.__getitem__
     client = LocalServiceClient(engine)
     try:
         handler_ = load_handler(job["handler"])

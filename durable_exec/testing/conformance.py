@@ -30,6 +30,37 @@ scratch folder; the harness names that folder in the environment variable
 ``DURABLE_EXEC_SCRATCH`` (:data:`SCRATCH_ENV`) for the whole run, and the
 subprocesses inherit it.
 
+Invoke targets
+--------------
+A handler that invokes another function names it; the function is
+declared in a handler file with :func:`invoke_target`, on a plain
+function ``(event, context)`` or on a durable handler::
+
+    @invoke_target("echo")
+    def echo(event: Any, context: Any) -> Any:
+        return event
+
+Every target of the loaded files is registered on the engine of every
+requirement, so any handler may invoke any of them.
+
+The outside world
+-----------------
+A requirement's ``CallbackActions`` are played while the execution runs,
+in engine time: each ``CallbackStarted`` event, in history order, takes
+the first unused action whose ``CallbackName`` is its name, ``'*'``, or a
+``${/regex/}`` found in its name. A ``heartbeat`` leaves the callback
+taking actions, so a callback takes heartbeats until a ``success`` or
+``failure``. Each action acts ``Delay`` seconds after the one before it
+on the same callback (the first, after the callback started). A
+``success`` sends the JSON text of its ``Payload`` (no result without
+one); a ``failure`` sends the ``ErrorType``, ``ErrorMessage``,
+``ErrorData`` and ``StackTrace`` of its ``Payload``.
+
+As in the service's own validator, a requirement fails when a callback
+starts that no action is left for (in a file that has actions), and when
+an action a callback took is refused (its callback already closed, say)
+or still due when the execution ends.
+
 The command line is ``durable-exec conformance`` (or ``python -m
 durable_exec.testing.conformance``); see :func:`main`.
 """
@@ -38,6 +69,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
+import functools
 import hashlib
 import importlib.util
 import json
@@ -52,8 +85,9 @@ from typing import Any, Literal, TypeVar
 import attrs
 
 from ..handler import DurableHandler
-from ..local import ExecutionResult, LocalEngine
+from ..local import ExecutionResult, LocalEngine, ServiceError
 from ._requirements import (
+    _WHOLE_REGEX,
     Requirement,
     load_requirements,
     match_history,
@@ -64,8 +98,10 @@ from ._requirements import (
 __all__ = [
     "SCRATCH_ENV",
     "HandlerRegistration",
+    "InvokeTarget",
     "RequirementReport",
     "first_run",
+    "invoke_target",
     "load_handlers",
     "main",
     "requirement",
@@ -81,14 +117,42 @@ Status = Literal["passed", "failed", "missing"]
 
 H = TypeVar("H", bound=DurableHandler[Any, Any])
 
-# Where @requirement leaves its marks on a handler, read by load_handlers.
+# Where @requirement and @invoke_target leave their marks, read by
+# load_handlers.
 _MARKS_ATTRIBUTE = "_conformance_requirements"
+_TARGETS_ATTRIBUTE = "_conformance_invoke_targets"
+
+_FUNCTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_OPERATIONS = ("success", "failure", "heartbeat")
+_ERROR_KEYS = ("ErrorType", "ErrorMessage", "ErrorData", "StackTrace")
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @attrs.frozen
 class _Mark:
     requirement_id: str
     crash: bool
+
+
+@attrs.frozen
+class InvokeTarget:
+    """A function that handlers may invoke, declared with
+    :func:`invoke_target`.
+
+    Attributes:
+        name: The function name handlers invoke it by.
+        function: A durable handler, or a plain ``(event, context)``
+            function.
+        ref: ``FILE:ATTRIBUTE``, where it was found.
+        execution_timeout: Seconds an execution of a durable target may
+            take; None for the engine's default.
+    """
+
+    name: str
+    function: Callable[..., Any]
+    ref: str
+    execution_timeout: int | None = None
 
 
 @attrs.frozen
@@ -101,12 +165,15 @@ class HandlerRegistration:
         ref: ``FILE:ATTRIBUTE``, how a subprocess loads the handler.
         crash: Whether the handler ends its own process, so that each
             invocation must run in a subprocess.
+        targets: The invoke targets registered beside the handler: every
+            one declared in the files loaded with it.
     """
 
     requirement_id: str
     handler: DurableHandler[Any, Any]
     ref: str
     crash: bool = False
+    targets: tuple[InvokeTarget, ...] = ()
 
     @property
     def function_name(self) -> str:
@@ -175,6 +242,59 @@ def requirement(
     return mark
 
 
+def invoke_target(
+    function_name: str, *, execution_timeout: int | None = None
+) -> Callable[[F], F]:
+    """Declare a function that conformance handlers may invoke.
+
+    The decorated object is a durable handler (put this above
+    ``@durable_execution``) or a plain ``(event, context)`` function,
+    whose return value or exception is the invoke's outcome. Stack it to
+    register one function under several names.
+
+    Args:
+        function_name: The name handlers pass to ``context.invoke``: 1 to
+            64 letters, digits, ``-`` or ``_``.
+        execution_timeout: Seconds an execution of a durable target may
+            take before it times out (and the invoke with it). Default
+            None: the engine's default, a year.
+
+    Raises:
+        ValueError: If the name is not a valid function name, or the
+            timeout not a whole number of seconds >= 1.
+        TypeError: If the decorated object is not callable.
+    """
+    if not isinstance(function_name, str) or not _FUNCTION_NAME.fullmatch(
+        function_name
+    ):
+        raise ValueError(
+            "function_name must be 1 to 64 letters, digits, '-' or '_' "
+            f"(got {function_name!r})"
+        )
+    if execution_timeout is not None and (
+        isinstance(execution_timeout, bool)
+        or not isinstance(execution_timeout, int)
+        or execution_timeout < 1
+    ):
+        raise ValueError(
+            "execution_timeout must be a whole number of seconds >= 1 "
+            f"(got {execution_timeout!r})"
+        )
+
+    def mark(function: F) -> F:
+        if not callable(function):
+            raise TypeError(
+                f"@invoke_target({function_name!r}) needs a function or a "
+                f"durable handler (got {function!r})"
+            )
+        marks = getattr(function, _TARGETS_ATTRIBUTE, ())
+        entry = (function_name, execution_timeout)
+        setattr(function, _TARGETS_ATTRIBUTE, (*marks, entry))
+        return function
+
+    return mark
+
+
 def first_run(execution_arn: str, tag: str = "first") -> bool:
     """Whether this is the first time ``tag`` is asked in this execution.
 
@@ -219,11 +339,13 @@ def load_handlers(
     neighbours, as ``python FILE`` would let it.
 
     Returns:
-        Each requirement id with its registration.
+        Each requirement id with its registration, which carries every
+        invoke target the files declare.
 
     Raises:
         FileNotFoundError: If ``path`` does not exist.
-        ValueError: If two handlers declare the same requirement id.
+        ValueError: If two handlers declare the same requirement id, or
+            two functions the same invoke target.
     """
     root = Path(path)
     if root.is_dir():
@@ -234,10 +356,24 @@ def load_handlers(
         raise FileNotFoundError(f"handlers path {str(root)!r} does not exist")
 
     registrations: dict[str, HandlerRegistration] = {}
+    targets: dict[str, InvokeTarget] = {}
     for file in files:
         module = _load_module(file.resolve())
         seen: set[int] = set()
         for attribute, value in vars(module).items():
+            for target_name, timeout in _target_marks(value):
+                target = InvokeTarget(
+                    target_name,
+                    value,
+                    f"{file.resolve()}:{attribute}",
+                    timeout,
+                )
+                other = targets.setdefault(target_name, target)
+                if other.function is not value:
+                    raise ValueError(
+                        f"invoke target {target_name!r} is declared by both "
+                        f"{other.ref} and {target.ref}"
+                    )
             if not isinstance(value, DurableHandler) or id(value) in seen:
                 continue
             seen.add(id(value))
@@ -255,7 +391,21 @@ def load_handlers(
                         f"both {earlier.ref} and {registration.ref}"
                     )
                 registrations[mark.requirement_id] = registration
-    return registrations
+    found = tuple(targets[name] for name in sorted(targets))
+    return {
+        requirement_id: attrs.evolve(registration, targets=found)
+        for requirement_id, registration in registrations.items()
+    }
+
+
+def _target_marks(value: Any) -> tuple[tuple[str, int | None], ...]:
+    """The (name, execution timeout) marks @invoke_target left on
+    ``value``; none for anything else."""
+    try:
+        marks = getattr(value, _TARGETS_ATTRIBUTE, ())
+    except Exception:  # noqa: BLE001 - a module attribute's odd getattr
+        return ()
+    return marks if isinstance(marks, tuple) else ()
 
 
 def _is_handler_file(path: Path) -> bool:
@@ -307,6 +457,10 @@ def run_requirement(
     the history and the log lines are matched, sharing one set of
     ``${NAME}`` bindings.
 
+    The file's ``CallbackActions`` answer its callbacks in engine time,
+    and every invoke target of the registration is registered beside the
+    handler (see the module's notes).
+
     An ``AsyncInvoke`` requirement without ``ExpectedResult`` passes on
     its history alone: the execution may still wait for the outside
     world, or have finished because the skipping clock got there first.
@@ -325,28 +479,32 @@ def run_requirement(
             "missing",
             [f"no handler is registered for requirement {requirement.id}"],
         )
-    if requirement.callback_actions:
-        return RequirementReport(
-            requirement.id,
-            "failed",
-            ["CallbackActions are not supported by this harness yet"],
-        )
+    problems = _check_actions(requirement.callback_actions)
+    if problems:
+        return RequirementReport(requirement.id, "failed", problems)
 
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     log_file = workdir / "workflow.log.jsonl"
+    world = _OutsideWorld(requirement.callback_actions)
     try:
         outcome = _execute(
-            requirement, handler_registration, workdir, log_file
+            requirement, handler_registration, workdir, log_file, world
         )
     except Exception as error:  # noqa: BLE001 - reported, not raised
         return RequirementReport(
             requirement.id,
             "failed",
-            [f"the execution did not run: {type(error).__name__}: {error}"],
+            [f"the execution did not run: {type(error).__name__}: {error}"]
+            + world.errors()
+            + world.notes(),
         )
 
     errors = _check(requirement, outcome, _read_log_lines(log_file))
+    errors += world.errors()
+    if errors:
+        # Actions no callback took may be why.
+        errors += world.notes()
     return RequirementReport(
         requirement.id, "failed" if errors else "passed", errors
     )
@@ -357,8 +515,10 @@ def _execute(
     registration: HandlerRegistration,
     workdir: Path,
     log_file: Path,
+    world: _OutsideWorld,
 ) -> ExecutionResult:
-    """Drive the handler's execution as far as it goes by itself."""
+    """Drive the handler's execution as far as it goes, with the outside
+    world playing its part."""
     mode = "subprocess" if registration.crash else "in_process"
     engine = LocalEngine(
         workdir / "executions.sqlite3", skip_time=True, invocation_mode=mode
@@ -370,10 +530,213 @@ def _execute(
         handler: DurableHandler[Any, Any] | str = (
             registration.ref if registration.crash else registration.handler
         )
+        for target in registration.targets:
+            if (
+                target.name == registration.function_name
+                and target.function is not registration.handler
+            ):
+                raise ValueError(
+                    f"invoke target {target.name!r} ({target.ref}) has the "
+                    f"function name of the handler {registration.ref}"
+                )
+            if target.execution_timeout is None:
+                engine.register(target.name, target.function)
+            else:
+                engine.register(
+                    target.name,
+                    target.function,
+                    execution_timeout=target.execution_timeout,
+                )
         engine.register(registration.function_name, handler)
-        # The outside world's part (CallbackActions) would act here, each
-        # time the execution stops to wait for it, before resuming it.
-        return engine.run(registration.function_name, requirement.input)
+        arn = engine.start(registration.function_name, requirement.input)
+        world.attach(engine, arn)
+        return engine.drive(arn)
+
+
+def _check_actions(actions: Sequence[Mapping[str, Any]]) -> list[str]:
+    """What is wrong with a file's CallbackActions; empty when nothing."""
+    problems = []
+    for index, action in enumerate(actions):
+        where = f"CallbackActions[{index}]"
+        if "CallbackName" not in action:
+            problems.append(f"{where} has no CallbackName")
+        operation = str(action.get("Operation")).lower()
+        if operation not in _OPERATIONS:
+            problems.append(
+                f"{where}.Operation must be one of {', '.join(_OPERATIONS)} "
+                f"(got {action.get('Operation')!r})"
+            )
+        if _delay_of(action) is None:
+            problems.append(
+                f"{where}.Delay must be a number of seconds >= 0 "
+                f"(got {action.get('Delay')!r})"
+            )
+        payload = action.get("Payload")
+        if operation == "failure" and not isinstance(
+            payload, (Mapping, type(None))
+        ):
+            problems.append(
+                f"{where}.Payload of a failure must be a mapping of "
+                f"ErrorType, ErrorMessage, ErrorData, StackTrace "
+                f"(got {payload!r})"
+            )
+    return problems
+
+
+def _delay_of(action: Mapping[str, Any]) -> float | None:
+    """An action's Delay in seconds (0 when absent); None if invalid."""
+    delay = action.get("Delay", 0)
+    if isinstance(delay, bool):
+        return None
+    try:
+        seconds = float(delay)
+    except (TypeError, ValueError):
+        return None
+    return seconds if 0 <= seconds < float("inf") else None
+
+
+class _OutsideWorld:
+    """Plays a requirement's CallbackActions against an engine.
+
+    It watches the history of the execution under test; each
+    ``CallbackStarted`` takes its actions then (see the module's notes)
+    and schedules them in engine time.
+    """
+
+    def __init__(self, actions: Sequence[Mapping[str, Any]]) -> None:
+        # Checked by _check_actions; Operation and Delay made canonical.
+        self._unused: list[tuple[int, Mapping[str, Any]]] = [
+            (
+                index,
+                {
+                    **action,
+                    "Operation": str(action["Operation"]).lower(),
+                    "Delay": _delay_of(action),
+                },
+            )
+            for index, action in enumerate(actions)
+        ]
+        # Taken and scheduled, not yet done: by index.
+        self._pending: dict[int, Mapping[str, Any]] = {}
+        self._errors: list[str] = []
+        self._engine: LocalEngine | None = None
+        self._arn: str | None = None
+
+    def attach(self, engine: LocalEngine, arn: str) -> None:
+        """Play the actions on the callbacks of execution ``arn``."""
+        self._engine = engine
+        self._arn = arn
+        if self._unused:
+            engine.watch(self._observe)
+
+    def errors(self) -> list[str]:
+        """What went wrong in the outside world: a callback that no action
+        was left for (in a file with actions), an action the engine
+        refused, an action still due when the execution ended."""
+        errors = list(self._errors)
+        for index, action in sorted(self._pending.items()):
+            errors.append(
+                f"{_describe_action(index, action)} was still due when the "
+                "execution ended"
+            )
+        return errors
+
+    def notes(self) -> list[str]:
+        """The actions no callback took."""
+        notes = []
+        for index, action in self._unused:
+            notes.append(
+                f"{_describe_action(index, action)} was never taken: no "
+                "callback it names started"
+            )
+        return notes
+
+    def _observe(self, arn: str, event: Mapping[str, Any]) -> None:
+        # The callbacks of chained invoke targets are not in the history
+        # the actions are written against.
+        if arn != self._arn or event["EventType"] != "CallbackStarted":
+            return
+        assert self._engine is not None
+        if self._engine.engine.record(arn).terminal:
+            # Its callbacks closed with it: nothing will answer them.
+            return
+        name = event.get("Name")
+        callback_id = event["CallbackStartedDetails"]["CallbackId"]
+        # Engine time already spent since the callback started, in the
+        # rest of the invocation that started it.
+        started: datetime.datetime = event["EventTimestamp"]
+        late = (self._engine.clock.now() - started).total_seconds()
+        due = 0.0
+        while True:
+            taken = self._take(name)
+            if taken is None:
+                # Left open, a callback would stall the run: with actions
+                # at all, every callback needs its answer.
+                self._errors.append(
+                    f"no CallbackActions entry is left for callback "
+                    f"{name or '<anonymous>'!r} (event "
+                    f"{event['EventId']})"
+                )
+                return
+            index, action = taken
+            self._pending[index] = action
+            due += action["Delay"]
+            self._engine.schedule(
+                max(0.0, due - late),
+                functools.partial(self._act, index, action, callback_id),
+            )
+            if action["Operation"] != "heartbeat":
+                return
+
+    def _take(self, name: str | None) -> tuple[int, Mapping[str, Any]] | None:
+        """The first unused action for a callback named ``name``."""
+        for position, (index, action) in enumerate(self._unused):
+            if _names_callback(action["CallbackName"], name):
+                del self._unused[position]
+                return index, action
+        return None
+
+    def _act(
+        self, index: int, action: Mapping[str, Any], callback_id: str
+    ) -> None:
+        assert self._engine is not None
+        del self._pending[index]
+        operation = action["Operation"]
+        try:
+            if operation == "success":
+                text = None
+                if action.get("Payload") is not None:
+                    text = json.dumps(action["Payload"])
+                self._engine.send_callback_success(callback_id, text)
+            elif operation == "failure":
+                payload = action.get("Payload") or {}
+                fields = {k: payload[k] for k in _ERROR_KEYS if k in payload}
+                self._engine.send_callback_failure(callback_id, fields)
+            else:
+                self._engine.send_callback_heartbeat(callback_id)
+        except ServiceError as error:
+            self._errors.append(
+                f"{_describe_action(index, action)} was refused: "
+                f"{error.code}: {error.message}"
+            )
+
+
+def _describe_action(index: int, action: Mapping[str, Any]) -> str:
+    return (
+        f"CallbackActions[{index}] ({action.get('Operation')} for "
+        f"{action.get('CallbackName')!r})"
+    )
+
+
+def _names_callback(pattern: Any, name: str | None) -> bool:
+    """Whether an action's CallbackName names a callback called ``name``."""
+    if pattern == "*":
+        return True
+    text = str(pattern)
+    regex = _WHOLE_REGEX.fullmatch(text)
+    if regex is not None:
+        return re.search(regex.group("regex"), name or "") is not None
+    return name is not None and text == name
 
 
 @contextlib.contextmanager

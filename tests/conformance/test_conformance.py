@@ -24,7 +24,17 @@ from durable_exec.testing.conformance import (
     run_requirement,
 )
 
-SUITES = ("step", "wait", "child", "parallel", "map")
+SUITES = (
+    "step",
+    "wait",
+    "child",
+    "callback",
+    "invoke",
+    "wait_for_condition",
+    "wait_for_callback",
+    "parallel",
+    "map",
+)
 HANDLERS = Path(__file__).resolve().parent
 REQUIREMENTS_DIR = Path(
     os.environ.get("DURABLE_EXEC_REQUIREMENTS")
