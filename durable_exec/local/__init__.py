@@ -4,6 +4,8 @@
 deploy: executions, operations and history are kept in SQLite (or in
 memory), waits and retry delays run on a real or skipping clock, and each
 invocation runs in this process or in a fresh subprocess.
+:class:`DurableExecutionServer` serves the same engine over the Lambda
+durable execution REST API, for boto3 and any other client of it.
 
 Example::
 
@@ -15,6 +17,8 @@ Example::
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from ._client import LocalServiceClient
 from ._clock import Clock, RealClock, SkippingClock
@@ -35,10 +39,14 @@ from ._runner import (
 )
 from ._store import ExecutionRecord, MemoryStore, SqliteStore, Store
 
+if TYPE_CHECKING:
+    from ._server import DurableExecutionServer
+
 __all__ = [
     "CallbackTimeoutException",
     "Clock",
     "DEFAULT_STORE_PATH",
+    "DurableExecutionServer",
     "Engine",
     "ExecutionRecord",
     "ExecutionResult",
@@ -56,3 +64,12 @@ __all__ = [
     "Store",
     "load_handler",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The server loads botocore's model; only those who serve pay for it.
+    if name == "DurableExecutionServer":
+        from ._server import DurableExecutionServer
+
+        return DurableExecutionServer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
