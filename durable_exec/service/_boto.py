@@ -63,6 +63,7 @@ from ..errors import (
     ValidationError,
 )
 from ..wire import (
+    OperationType,
     CheckpointResult,
     Operation,
     OperationUpdate,
@@ -257,6 +258,7 @@ class BotoServiceClient:
                 (``retryable`` false), or kept failing until the attempts
                 ran out (``retryable`` true).
         """
+        _check_limits(durable_execution_arn, updates)
         params: dict[str, Any] = {
             "DurableExecutionArn": durable_execution_arn,
             "CheckpointToken": checkpoint_token,
@@ -429,3 +431,51 @@ def _log_retry(state: tenacity.RetryCallState) -> None:
         delay,
         _describe(error) if error is not None else "no error",
     )
+
+
+# The service's limits on one checkpoint call, as the reference SDK keeps
+# them: refused here, before a call that could only fail.
+MAX_UPDATES_PER_CALL = 250
+MAX_BYTES_PER_CALL = 750 * 1024
+MAX_PAYLOAD_CHARS = 6_291_456
+MAX_CHAINED_PAYLOAD_BYTES = 1024 * 1024
+
+
+def _check_limits(arn: str, updates: Sequence[OperationUpdate]) -> None:
+    """Refuse a checkpoint the service would refuse, naming the limit."""
+    if len(updates) > MAX_UPDATES_PER_CALL:
+        raise CheckpointError(
+            f"CheckpointDurableExecution for {arn!r}: {len(updates)} updates; "
+            f"a call takes at most {MAX_UPDATES_PER_CALL}",
+            retryable=False,
+        )
+    total = 0
+    for update in updates:
+        payload = update.payload or ""
+        size = len(payload.encode())
+        total += size
+        if len(payload) > MAX_PAYLOAD_CHARS:
+            raise CheckpointError(
+                f"CheckpointDurableExecution for {arn!r}: the payload of "
+                f"operation {update.id} is {len(payload):,} characters; the "
+                f"service takes at most {MAX_PAYLOAD_CHARS:,}",
+                retryable=False,
+            )
+        if (
+            update.type is OperationType.CHAINED_INVOKE
+            and size > MAX_CHAINED_PAYLOAD_BYTES
+        ):
+            raise CheckpointError(
+                f"CheckpointDurableExecution for {arn!r}: the input of chained "
+                f"invoke {update.id} is {size:,} bytes; at most "
+                f"{MAX_CHAINED_PAYLOAD_BYTES:,} are accepted",
+                retryable=False,
+            )
+    executions = sum(1 for u in updates if u.type is OperationType.EXECUTION)
+    if total > MAX_BYTES_PER_CALL and not executions:
+        raise CheckpointError(
+            f"CheckpointDurableExecution for {arn!r}: the updates hold "
+            f"{total:,} bytes of payload; a call takes at most "
+            f"{MAX_BYTES_PER_CALL:,}",
+            retryable=False,
+        )

@@ -880,3 +880,50 @@ def test_default_client_without_region_is_a_permanent_error(
 
     assert raised.value.retryable is False
     assert "NoRegionError" in str(raised.value)
+
+
+def _update(**changes: object) -> OperationUpdate:
+    fields: dict[str, object] = {
+        "id": "1",
+        "type": OperationType.STEP,
+        "action": OperationAction.SUCCEED,
+    }
+    fields.update(changes)
+    return OperationUpdate(**fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("updates", "words"),
+    [
+        ([_update(id=str(i)) for i in range(251)], "251 updates"),
+        ([_update(payload="x" * 6_291_457)], "6,291,457 characters"),
+        (
+            [
+                _update(
+                    type=OperationType.CHAINED_INVOKE,
+                    action=OperationAction.START,
+                    payload="x" * (1024 * 1024 + 1),
+                )
+            ],
+            "1,048,577 bytes",
+        ),
+        (
+            [_update(id=str(i), payload="x" * 200_000) for i in range(4)],
+            "800,000 bytes",
+        ),
+    ],
+)
+def test_checkpoint_over_a_limit_is_refused_before_any_call(
+    updates: list[OperationUpdate], words: str
+) -> None:
+    """A checkpoint past the service's limits fails, not retryable, unsent."""
+
+    class NeverCalled:
+        def checkpoint_durable_execution(self, **params: object) -> None:
+            raise AssertionError("the service must not be called")
+
+    client = BotoServiceClient(NeverCalled(), sleep=lambda _: None)
+    with pytest.raises(CheckpointError) as caught:
+        client.checkpoint("arn:x", "token", updates)
+    assert words in str(caught.value)
+    assert caught.value.retryable is False
