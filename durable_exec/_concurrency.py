@@ -179,6 +179,9 @@ class _Outcome:
     kind: str  # "done", "suspended", "cancelled", "raise"
     items: tuple[BatchItem[Any], ...] = ()
     error: BaseException | None = None
+    # How many outside changes the state had seen when the unit began: a
+    # suspended unit is worth running again once it has seen more.
+    seen_changes: int = 0
 
 
 class _Batch:
@@ -233,6 +236,7 @@ class _Batch:
             log_during_replay=ctx._log_during_replay,
             lambda_context=ctx.lambda_context,
             scope=self.scope,
+            plugins=ctx._plugins,
         )
 
     # -- outcomes -----------------------------------------------------------
@@ -326,6 +330,7 @@ class _Batch:
                 # Queued on the pool when the batch was decided.
                 return _Outcome("cancelled")
             self.began.add(unit.index)
+        seen_changes = self.ctx._state.outside_changes
         try:
             if self.config.nesting is NestingType.NESTED:
                 items = self._run_nested(unit)
@@ -333,7 +338,7 @@ class _Batch:
                 items = self._run_flat(unit)
             return _Outcome("done", items)
         except SuspendExecution:
-            return _Outcome("suspended")
+            return _Outcome("suspended", seen_changes=seen_changes)
         except BranchCancelled:
             return _Outcome("cancelled")
         except BaseException as error:
@@ -450,7 +455,8 @@ class _Batch:
         succeeded = failed = 0
         decided: CompletionReason | None = None
         in_flight: set[int] = set()
-        suspended: set[int] = set()
+        # Suspended units, with the outside changes each had seen.
+        suspended: dict[int, int] = {}
         next_unit = 0
         units = self.units
         done: queue.SimpleQueue[tuple[Unit, Future[_Outcome]]] = queue.SimpleQueue()
@@ -466,6 +472,14 @@ class _Batch:
                     succeeded += 1
                 elif item.status is BatchItemStatus.FAILED:
                     failed += 1
+
+        def submit(unit: Unit) -> None:
+            assert pool is not None
+            future = pool.submit(self.run_unit, unit)
+            futures.append(future)
+            future.add_done_callback(
+                lambda f, u=unit: done.put((u, f))  # type: ignore[misc]
+            )
 
         decided = self._decide(0, 0, 0)
         try:
@@ -494,18 +508,25 @@ class _Batch:
                             thread_name_prefix=f"durable-{self.kind}-{self.op_id}",
                         )
                     in_flight.add(unit.index)
-                    future = pool.submit(self.run_unit, unit)
-                    futures.append(future)
-                    future.add_done_callback(
-                        lambda f, u=unit: done.put((u, f))  # type: ignore[misc]
-                    )
+                    submit(unit)
 
                 if decided is not None or not in_flight:
                     break
-                if in_flight == suspended:
+                if in_flight == suspended.keys():
                     # Everything in flight waits for time or the outside
-                    # world, and nothing more may start.
-                    break
+                    # world, and nothing more may start. A checkpoint reply
+                    # may since have brought what a unit waited for (a wait
+                    # that fired, a callback answered): the service owes no
+                    # invocation for a change it already delivered, so such
+                    # a unit runs again now rather than after suspending.
+                    changes = self.ctx._state.outside_changes
+                    stale = [i for i, seen in suspended.items() if seen < changes]
+                    if not stale:
+                        break
+                    for index in stale:
+                        del suspended[index]
+                        submit(units[index])
+                    continue
 
                 unit, future = done.get()
                 if future.cancelled():
@@ -513,7 +534,7 @@ class _Batch:
                     continue
                 outcome = future.result()
                 if outcome.kind == "suspended":
-                    suspended.add(unit.index)
+                    suspended[unit.index] = outcome.seen_changes
                     continue
                 in_flight.discard(unit.index)
                 if outcome.kind == "raise":
@@ -717,19 +738,35 @@ def run_batch(
         return deserialize(serdes, serialize(serdes, result, serdes_context), serdes_context)  # type: ignore[no-any-return]
     if operation is not None and operation.status is OperationStatus.FAILED:
         raise ChildContextError.from_error_object(operation.error)
-    if operation is None:
-        ctx._checkpoint(
-            OperationUpdate(
-                id=op_id,
-                type=OperationType.CONTEXT,
-                action=OperationAction.START,
-                parent_id=ctx._parent_id,
-                name=name,
-                sub_type=sub_type,
-            ),
-            wait=False,
+    with ctx._operation(op_id, OperationType.CONTEXT, sub_type, name):
+        if operation is None:
+            ctx._checkpoint(
+                OperationUpdate(
+                    id=op_id,
+                    type=OperationType.CONTEXT,
+                    action=OperationAction.START,
+                    parent_id=ctx._parent_id,
+                    name=name,
+                    sub_type=sub_type,
+                ),
+                wait=False,
+            )
+        return _run_and_record(
+            ctx, batch, op_id, name, sub_type, units, serdes, serdes_context
         )
 
+
+def _run_and_record(
+    ctx: DurableContext,
+    batch: _Batch,
+    op_id: str,
+    name: str | None,
+    sub_type: str,
+    units: Sequence[Unit],
+    serdes: SerDes[Any],
+    serdes_context: SerDesContext,
+) -> BatchResult[Any]:
+    """Run a batch that is not recorded as finished; checkpoint its end."""
     ctx._batch_running = True
     try:
         result = batch.run()

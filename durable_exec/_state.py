@@ -123,6 +123,11 @@ class ExecutionState:
         self._sending = False
         self._failure: BaseException | None = None
 
+        # Operations changed by the service rather than by this invocation
+        # (a wait that fired, a callback answered), as replies delivered
+        # them: a suspended branch may now go on.
+        self.outside_changes = 0
+
         # Set once replay found a mismatch; the execution must fail even if
         # user code swallowed the error.
         self.nondeterminism: NonDeterministicExecutionError | None = None
@@ -277,8 +282,14 @@ class ExecutionState:
         reply = self._client.checkpoint(
             self.durable_execution_arn, token, batch
         )
+        sent = {update.id for update in batch}
         with self._lock:
             for operation in reply.operations:
+                known = self._operations.get(operation.id)
+                if operation.id not in sent and (
+                    known is None or known.status is not operation.status
+                ):
+                    self.outside_changes += 1
                 self._operations[operation.id] = operation
             if reply.checkpoint_token is not None:
                 self._token = reply.checkpoint_token

@@ -15,13 +15,14 @@ handler's thread, a child context by the code it was given.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import itertools
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, ContextManager, Generic, TypeVar
 
 
 from ._logger import WORKFLOW_LOGGER_NAME, DurableLogger
@@ -63,6 +64,13 @@ from .errors import (
     ValidationError,
     error_object_from_exception,
 )
+from .plugins import (
+    AttemptHooks,
+    AttemptStartInfo,
+    OperationHooks,
+    OperationStartInfo,
+    PluginSet,
+)
 from .serde import (
     SerDes,
     SerDesContext,
@@ -94,6 +102,7 @@ I = TypeVar("I")
 logger = logging.getLogger(__name__)
 
 _MAX_ID_LENGTH = 64
+_MAX_INVOKE_PAYLOAD_BYTES = 1024 * 1024
 _MAX_NAME_LENGTH = 256
 _DEFAULT_STEP_CONFIG = StepConfig()
 _DEFAULT_CHILD_CONFIG = ChildConfig()
@@ -102,6 +111,8 @@ _DEFAULT_MAP_CONFIG = MapConfig()
 _DEFAULT_CALLBACK_CONFIG = CallbackConfig()
 _DEFAULT_WAIT_FOR_CALLBACK_CONFIG = WaitForCallbackConfig()
 _DEFAULT_INVOKE_CONFIG = InvokeConfig()
+# What an operation or attempt is wrapped in when no plugin watches it.
+_NO_HOOKS = contextlib.nullcontext()
 
 
 def operation_id(logical_id: str) -> str:
@@ -209,9 +220,11 @@ class DurableContext:
         log_during_replay: bool = False,
         lambda_context: Any = None,
         scope: CancelScope | None = None,
+        plugins: PluginSet | None = None,
     ) -> None:
         self._state = state
         self._scope = scope
+        self._plugins = plugins
         self._batch_running = False
         self._parent_id = parent_id
         self._prefix = f"{logical_id}-" if logical_id else ""
@@ -267,7 +280,42 @@ class DurableContext:
             log_during_replay=self._log_during_replay,
             lambda_context=self.lambda_context,
             scope=self._scope,
+            plugins=self._plugins,
         )
+
+    def _operation(
+        self, op_id: str, type: OperationType, sub_type: str, name: str | None
+    ) -> ContextManager[None]:
+        """Operation hooks around an operation that runs for real."""
+        plugins = self._plugins
+        if plugins is None or not plugins.watches_operations:
+            return _NO_HOOKS
+        start = OperationStartInfo(
+            self._state.durable_execution_arn,
+            op_id,
+            name,
+            type,
+            sub_type,
+            self._parent_id,
+        )
+        return OperationHooks(plugins, self._state, start)
+
+    def _attempt(
+        self, op_id: str, name: str | None, sub_type: str, attempt: int
+    ) -> ContextManager[None]:
+        """Attempt hooks immediately around a step's function."""
+        plugins = self._plugins
+        if plugins is None or not plugins.watches_attempts:
+            return _NO_HOOKS
+        start = AttemptStartInfo(
+            self._state.durable_execution_arn,
+            op_id,
+            name,
+            OperationType.STEP,
+            sub_type,
+            attempt,
+        )
+        return AttemptHooks(plugins, start)
 
     def _checkpoint(self, update: OperationUpdate, *, wait: bool = True) -> None:
         self._state.checkpoint(update, wait=wait, scope=self._scope)
@@ -350,11 +398,39 @@ class DurableContext:
                         f"{attempts_done + 1} started and never finished",
                         error_type="StepInterruptedError",
                     )
-                    return self._step_failed(  # type: ignore[no-any-return]
-                        op_id, name, config, interrupted, attempts_done + 1
-                    )
+                    with self._operation(
+                        op_id, OperationType.STEP, OperationSubType.STEP, name
+                    ):
+                        return self._step_failed(  # type: ignore[no-any-return]
+                            op_id, name, config, interrupted, attempts_done + 1
+                        )
 
-        attempt = attempts_done + 1
+        with self._operation(
+            op_id, OperationType.STEP, OperationSubType.STEP, name
+        ):
+            return self._step_attempt(
+                func,
+                op_id,
+                name,
+                config,
+                serdes,
+                serdes_context,
+                attempts_done + 1,
+                needs_start,
+            )
+
+    def _step_attempt(
+        self,
+        func: Callable[[StepContext], T],
+        op_id: str,
+        name: str | None,
+        config: StepConfig,
+        serdes: SerDes[Any],
+        serdes_context: SerDesContext,
+        attempt: int,
+        needs_start: bool,
+    ) -> T:
+        """Run one attempt of a step that is not recorded as finished."""
         if needs_start:
             self._checkpoint(
                 OperationUpdate(
@@ -368,7 +444,8 @@ class DurableContext:
             )
 
         try:
-            result = func(StepContext(op_id, name, attempt, self.logger))
+            with self._attempt(op_id, name, OperationSubType.STEP, attempt):
+                result = func(StepContext(op_id, name, attempt, self.logger))
         except (SuspendExecution, NonDeterministicExecutionError):
             raise
         except Exception as error:
@@ -490,18 +567,21 @@ class DurableContext:
             op_id, OperationType.WAIT, OperationSubType.WAIT, name
         )
         if operation is None:
-            self._checkpoint(
-                OperationUpdate(
-                    id=op_id,
-                    type=OperationType.WAIT,
-                    action=OperationAction.START,
-                    parent_id=self._parent_id,
-                    name=name,
-                    sub_type=OperationSubType.WAIT,
-                    wait_options=WaitOptions(seconds),
+            with self._operation(
+                op_id, OperationType.WAIT, OperationSubType.WAIT, name
+            ):
+                self._checkpoint(
+                    OperationUpdate(
+                        id=op_id,
+                        type=OperationType.WAIT,
+                        action=OperationAction.START,
+                        parent_id=self._parent_id,
+                        name=name,
+                        sub_type=OperationSubType.WAIT,
+                        wait_options=WaitOptions(seconds),
+                    )
                 )
-            )
-            operation = self._state.get(op_id)
+                operation = self._state.get(op_id)
         if operation is not None and operation.is_terminal:
             return
         raise SuspendExecution(f"wait {op_id} is not over")
@@ -568,21 +648,53 @@ class DurableContext:
                 rebuild = True
             elif operation.status is OperationStatus.FAILED:
                 raise ChildContextError.from_error_object(operation.error)
-        else:
-            # Queued, not awaited: the first durable operation inside (or
-            # the context's completion) carries it, in order.
-            self._checkpoint(
-                OperationUpdate(
-                    id=op_id,
-                    type=OperationType.CONTEXT,
-                    action=OperationAction.START,
-                    parent_id=self._parent_id,
-                    name=name,
-                    sub_type=sub_type,
-                ),
-                wait=False,
+
+        # A rebuild replays the children; the context runs nothing anew.
+        hooks = (
+            _NO_HOOKS
+            if rebuild
+            else self._operation(op_id, OperationType.CONTEXT, sub_type, name)
+        )
+        with hooks:
+            if operation is None:
+                # Queued, not awaited: the first durable operation inside
+                # (or the context's completion) carries it, in order.
+                self._checkpoint(
+                    OperationUpdate(
+                        id=op_id,
+                        type=OperationType.CONTEXT,
+                        action=OperationAction.START,
+                        parent_id=self._parent_id,
+                        name=name,
+                        sub_type=sub_type,
+                    ),
+                    wait=False,
+                )
+            return self._child_body(
+                func,
+                logical_id,
+                op_id,
+                name,
+                config,
+                sub_type,
+                serdes,
+                serdes_context,
+                rebuild,
             )
 
+    def _child_body(
+        self,
+        func: Callable[[DurableContext], T],
+        logical_id: str,
+        op_id: str,
+        name: str | None,
+        config: ChildConfig,
+        sub_type: str,
+        serdes: SerDes[Any],
+        serdes_context: SerDesContext,
+        rebuild: bool,
+    ) -> T:
+        """Run a child context's function and checkpoint its outcome."""
         child = self._child(op_id, logical_id)
         try:
             result = func(child)
@@ -650,21 +762,24 @@ class DurableContext:
             op_id, OperationType.CALLBACK, OperationSubType.CALLBACK, name
         )
         if operation is None:
-            self._checkpoint(
-                OperationUpdate(
-                    id=op_id,
-                    type=OperationType.CALLBACK,
-                    action=OperationAction.START,
-                    parent_id=self._parent_id,
-                    name=name,
-                    sub_type=OperationSubType.CALLBACK,
-                    callback_options=CallbackOptions(
-                        timeout_seconds=config.timeout_seconds,
-                        heartbeat_timeout_seconds=config.heartbeat_timeout_seconds,
-                    ),
+            with self._operation(
+                op_id, OperationType.CALLBACK, OperationSubType.CALLBACK, name
+            ):
+                self._checkpoint(
+                    OperationUpdate(
+                        id=op_id,
+                        type=OperationType.CALLBACK,
+                        action=OperationAction.START,
+                        parent_id=self._parent_id,
+                        name=name,
+                        sub_type=OperationSubType.CALLBACK,
+                        callback_options=CallbackOptions(
+                            timeout_seconds=config.timeout_seconds,
+                            heartbeat_timeout_seconds=config.heartbeat_timeout_seconds,
+                        ),
+                    )
                 )
-            )
-            operation = self._state.get(op_id)
+                operation = self._state.get(op_id)
         callback_id = (
             operation.callback_details.callback_id
             if operation is not None and operation.callback_details
@@ -776,24 +891,36 @@ class DurableContext:
         )
         serdes_context = self._serdes_context(op_id, name)
         if operation is None:
-            text = serialize(
-                serdes_for(config.payload_serdes), payload, serdes_context
-            )
-            self._checkpoint(
-                OperationUpdate(
-                    id=op_id,
-                    type=OperationType.CHAINED_INVOKE,
-                    action=OperationAction.START,
-                    parent_id=self._parent_id,
-                    name=name,
-                    sub_type=OperationSubType.CHAINED_INVOKE,
-                    payload=text,
-                    chained_invoke_options=ChainedInvokeOptions(
-                        function_name, config.tenant_id
-                    ),
+            with self._operation(
+                op_id,
+                OperationType.CHAINED_INVOKE,
+                OperationSubType.CHAINED_INVOKE,
+                name,
+            ):
+                text = serialize(
+                    serdes_for(config.payload_serdes), payload, serdes_context
                 )
-            )
-            operation = self._state.get(op_id)
+                if len(text.encode()) > _MAX_INVOKE_PAYLOAD_BYTES:
+                    raise ValidationError(
+                        f"the payload of invoke {name or op_id} serializes to "
+                        f"{len(text.encode()):,} bytes; a chained invoke takes "
+                        f"at most {_MAX_INVOKE_PAYLOAD_BYTES:,}"
+                    )
+                self._checkpoint(
+                    OperationUpdate(
+                        id=op_id,
+                        type=OperationType.CHAINED_INVOKE,
+                        action=OperationAction.START,
+                        parent_id=self._parent_id,
+                        name=name,
+                        sub_type=OperationSubType.CHAINED_INVOKE,
+                        payload=text,
+                        chained_invoke_options=ChainedInvokeOptions(
+                            function_name, config.tenant_id
+                        ),
+                    )
+                )
+                operation = self._state.get(op_id)
         if operation is None or not operation.is_terminal:
             raise SuspendExecution(f"invoke {op_id} waits for {function_name}")
         if operation.status is OperationStatus.SUCCEEDED:
@@ -850,7 +977,33 @@ class DurableContext:
                 state = deserialize(serdes, operation.result, serdes_context)
             needs_start = operation.status is not OperationStatus.STARTED
 
-        attempt = attempts_done + 1
+        with self._operation(op_id, OperationType.STEP, sub_type, name):
+            return self._check_condition(
+                check,
+                config,
+                op_id,
+                name,
+                state,
+                serdes,
+                serdes_context,
+                attempts_done + 1,
+                needs_start,
+            )
+
+    def _check_condition(
+        self,
+        check: Callable[[Any, StepContext], Any],
+        config: WaitForConditionConfig,
+        op_id: str,
+        name: str | None,
+        state: Any,
+        serdes: SerDes[Any],
+        serdes_context: SerDesContext,
+        attempt: int,
+        needs_start: bool,
+    ) -> Any:
+        """Run one check of a condition that is not recorded as met."""
+        sub_type = OperationSubType.WAIT_FOR_CONDITION
         update = functools.partial(
             OperationUpdate,
             id=op_id,
@@ -862,7 +1015,10 @@ class DurableContext:
         if needs_start:
             self._checkpoint(update(action=OperationAction.START))
         try:
-            state = check(state, StepContext(op_id, name, attempt, self.logger))
+            with self._attempt(op_id, name, sub_type, attempt):
+                state = check(
+                    state, StepContext(op_id, name, attempt, self.logger)
+                )
             payload = serialize(serdes, state, serdes_context)
             _check_payload_size(payload, f"the state of {name or op_id}")
             state = deserialize(serdes, payload, serdes_context)

@@ -21,7 +21,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from ._state import ExecutionState
@@ -33,6 +33,13 @@ from .errors import (
     SuspendExecution,
     ValidationError,
     error_object_from_exception,
+)
+from .plugins import (
+    InvocationEndInfo,
+    InvocationStartInfo,
+    PluginSet,
+    check_plugins,
+    entry_point_plugins,
 )
 from .serde import SerDes, SerDesContext, default_serdes, serialize
 from .service._protocol import DurableServiceClient
@@ -56,6 +63,8 @@ R = TypeVar("R")
 # A Lambda response may be 6 MiB; the envelope around the result takes a
 # little of that.
 MAX_RESULT_BYTES = 6 * 1024 * 1024 - 50
+# A checkpointed payload may hold this many characters.
+MAX_CHECKPOINTED_RESULT_CHARS = 6_291_456
 _STATE_PAGE_SIZE = 1000
 
 
@@ -151,7 +160,8 @@ class DurableHandler(Generic[E, R]):
     """A workflow function wrapped as a durable Lambda handler.
 
     Call it as Lambda does, ``handler(event, lambda_context)``; or use
-    :meth:`invoke` to give it a service client explicitly.
+    :meth:`invoke` to give it a service client explicitly. See
+    :func:`durable_execution` for the options.
     """
 
     def __init__(
@@ -162,6 +172,8 @@ class DurableHandler(Generic[E, R]):
         serdes: SerDes[Any] | None = None,
         logger: logging.Logger | None = None,
         log_during_replay: bool = False,
+        plugins: Sequence[object] = (),
+        load_entry_points: bool = True,
     ) -> None:
         if not callable(func):
             raise ValidationError(f"func must be callable (got {func!r})")
@@ -170,6 +182,12 @@ class DurableHandler(Generic[E, R]):
         self.serdes = serdes or default_serdes
         self.logger = logger
         self.log_during_replay = log_during_replay
+        self.plugins = check_plugins(plugins)
+        self.load_entry_points = load_entry_points
+        # Made on the first invocation, once entry points may be loaded;
+        # None when no plugin is registered.
+        self._plugin_set: PluginSet | None = None
+        self._plugins_ready = False
         functools.update_wrapper(self, func)
 
     def __call__(self, event: Any, context: Any = None) -> dict[str, Any]:
@@ -204,6 +222,60 @@ class DurableHandler(Generic[E, R]):
                 "malformed envelope: no EXECUTION operation in the state of "
                 f"{envelope.arn}"
             )
+
+        plugins = self._plugins()
+        if plugins is None:
+            return self._start(
+                envelope, operations, execution_op, lambda_context, client, None
+            )
+        first = all(op.type is OperationType.EXECUTION for op in operations)
+        plugins.fire(
+            "on_invocation_start",
+            InvocationStartInfo(envelope.arn, first, lambda_context),
+        )
+        try:
+            reply = self._start(
+                envelope, operations, execution_op, lambda_context, client, plugins
+            )
+        except BaseException as error:
+            plugins.fire(
+                "on_invocation_end",
+                InvocationEndInfo(
+                    envelope.arn, None, error_object_from_exception(error)
+                ),
+            )
+            raise
+        error_object = reply.get("Error")
+        plugins.fire(
+            "on_invocation_end",
+            InvocationEndInfo(
+                envelope.arn,
+                reply["Status"],
+                from_wire(error_object, ErrorObject) if error_object else None,
+            ),
+        )
+        return reply
+
+    def _plugins(self) -> PluginSet | None:
+        """The handler's plugins and, unless disabled, the entry points'."""
+        if not self._plugins_ready:
+            plugins = self.plugins
+            if self.load_entry_points:
+                plugins += entry_point_plugins()
+            self._plugin_set = PluginSet(plugins) if plugins else None
+            self._plugins_ready = True
+        return self._plugin_set
+
+    def _start(
+        self,
+        envelope: _Envelope,
+        operations: list[Operation],
+        execution_op: Operation,
+        lambda_context: Any,
+        client: DurableServiceClient,
+        plugins: PluginSet | None,
+    ) -> dict[str, Any]:
+        """Read the input, then run the workflow function."""
         payload = (
             execution_op.execution_details.input_payload
             if execution_op.execution_details
@@ -225,6 +297,7 @@ class DurableHandler(Generic[E, R]):
             base_logger=self.logger,
             log_during_replay=self.log_during_replay,
             lambda_context=lambda_context,
+            plugins=plugins,
         )
         started = time.perf_counter()
         try:
@@ -273,6 +346,16 @@ class DurableHandler(Generic[E, R]):
             )
         except SerDesError as error:
             return self._fail(state, error)
+        if len(text) > MAX_CHECKPOINTED_RESULT_CHARS:
+            # Too large even to checkpoint: the execution cannot return it.
+            return self._fail(
+                state,
+                SerDesError(
+                    f"the execution's result serializes to {len(text):,} "
+                    "characters; the service keeps at most "
+                    f"{MAX_CHECKPOINTED_RESULT_CHARS:,}"
+                ),
+            )
         if len(text.encode()) > MAX_RESULT_BYTES:
             # Too large for the response: checkpoint it as the outcome.
             state.checkpoint(
@@ -318,6 +401,8 @@ def durable_execution(
     serdes: SerDes[Any] | None = None,
     logger: logging.Logger | None = None,
     log_during_replay: bool = False,
+    plugins: Sequence[object] = (),
+    load_entry_points: bool = True,
 ) -> Any:
     """Make ``func(event, context)`` a durable Lambda handler.
 
@@ -331,6 +416,11 @@ def durable_execution(
         logger: the logger behind ``context.logger``; default
             ``durable_exec.workflow``.
         log_during_replay: let ``context.logger`` print during replay too.
+        plugins: instrumentation plugins (see :mod:`durable_exec.plugins`),
+            called in this order; default none.
+        load_entry_points: also use the plugins installed under the
+            ``durable_exec.plugins`` entry-point group, after ``plugins``;
+            default True.
     """
 
     def wrap(f: Callable[[E, DurableContext], R]) -> DurableHandler[E, R]:
@@ -340,6 +430,8 @@ def durable_execution(
             serdes=serdes,
             logger=logger,
             log_during_replay=log_during_replay,
+            plugins=plugins,
+            load_entry_points=load_entry_points,
         )
 
     if func is not None:

@@ -14,10 +14,12 @@ once the execution is resumed.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import importlib
 import importlib.util
+import io
 import itertools
 import json
 import logging
@@ -26,10 +28,11 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import attrs
 
@@ -55,6 +58,7 @@ __all__ = [
     "ExecutionResult",
     "ExecutionSummary",
     "LocalEngine",
+    "capture_logs",
     "load_handler",
 ]
 
@@ -764,22 +768,8 @@ class LocalEngine:
         if self.log_file is None:
             yield
             return
-        from .._logger import JsonLogFormatter
-
-        handler = logging.FileHandler(self.log_file, encoding="utf-8")
-        handler.setFormatter(JsonLogFormatter())
-        handler.setLevel(logging.DEBUG)
-        workflow = logging.getLogger("durable_exec.workflow")
-        previous = workflow.level
-        workflow.addHandler(handler)
-        if workflow.getEffectiveLevel() > logging.INFO:
-            workflow.setLevel(logging.INFO)
-        try:
+        with capture_logs(self.log_file):
             yield
-        finally:
-            workflow.removeHandler(handler)
-            workflow.setLevel(previous)
-            handler.close()
 
     def _invoke_subprocess(
         self, function: _Function, envelope: dict[str, Any]
@@ -837,6 +827,87 @@ class LocalEngine:
                     ),
                 )
             )
+
+
+@contextmanager
+def capture_logs(log_file: Path) -> Iterator[None]:
+    """Append an invocation's JSON log lines to ``log_file``, in order.
+
+    Two sources, as a Lambda function's log has them: records of the
+    workflow logger (``durable_exec.workflow``, at INFO and above), as
+    JSON; and each line printed to ``sys.stdout`` that is a JSON object,
+    such as a plugin's. Printed text still reaches the real stdout too.
+    Both go through one file stream under one lock, so the file keeps the
+    order in which they were written, from any thread.
+    """
+    from .._logger import WORKFLOW_LOGGER_NAME, JsonLogFormatter
+
+    handler = logging.FileHandler(log_file, encoding="utf-8")
+    handler.setFormatter(JsonLogFormatter())
+    handler.setLevel(logging.DEBUG)
+    workflow = logging.getLogger(WORKFLOW_LOGGER_NAME)
+    previous = workflow.level
+    workflow.addHandler(handler)
+    if workflow.getEffectiveLevel() > logging.INFO:
+        workflow.setLevel(logging.INFO)
+    try:
+        with contextlib.redirect_stdout(_JsonLineTee(sys.stdout, handler)):
+            yield
+    finally:
+        workflow.removeHandler(handler)
+        workflow.setLevel(previous)
+        handler.close()
+
+
+class _JsonLineTee(io.TextIOBase):
+    """Stands in for stdout: passes text through, and copies each line
+    that is a JSON object to a log handler's stream.
+
+    A line counts once its newline is written; each thread keeps its own
+    unfinished line, so prints from branch threads do not mix.
+    """
+
+    def __init__(self, passthrough: TextIO, sink: logging.FileHandler) -> None:
+        self._passthrough = passthrough
+        self._sink = sink
+        self._partial = threading.local()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._passthrough.write(text)
+        *lines, rest = (getattr(self._partial, "text", "") + text).split("\n")
+        self._partial.text = rest
+        for line in lines:
+            self._copy(line.strip())
+        return len(text)
+
+    def flush(self) -> None:
+        self._passthrough.flush()
+
+    def isatty(self) -> bool:
+        return self._passthrough.isatty()
+
+    def fileno(self) -> int:
+        return self._passthrough.fileno()
+
+    def _copy(self, line: str) -> None:
+        if not (line.startswith("{") and line.endswith("}")):
+            return
+        try:
+            json.loads(line)
+        except ValueError:
+            return
+        # The handler's own lock orders this line among the log records.
+        self._sink.acquire()
+        try:
+            stream = self._sink.stream
+            if stream is not None:  # None once the handler is closed
+                stream.write(line + "\n")
+                stream.flush()
+        finally:
+            self._sink.release()
 
 
 def _result_of(record: ExecutionRecord) -> ExecutionResult:

@@ -9,27 +9,28 @@ parent records the crash as Lambda would.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import logging
 import sys
+from pathlib import Path
 from typing import Any
 
-from .._logger import JsonLogFormatter, WORKFLOW_LOGGER_NAME
 from ._client import LocalServiceClient
 from ._clock import Clock, RealClock, SkippingClock
 from ._engine import Engine
-from ._runner import load_handler
+from ._runner import capture_logs, load_handler
 from ._store import SqliteStore
 
 
 def main() -> int:
     job: dict[str, Any] = json.load(sys.stdin)
-    if job.get("log_file"):
-        handler = logging.FileHandler(job["log_file"], encoding="utf-8")
-        handler.setFormatter(JsonLogFormatter())
-        workflow = logging.getLogger(WORKFLOW_LOGGER_NAME)
-        workflow.addHandler(handler)
-        workflow.setLevel(logging.INFO)
+    # The invocation's log lines and printed JSON lines go to the parent's
+    # log file, in the order they were written.
+    capture = (
+        capture_logs(Path(job["log_file"]))
+        if job.get("log_file")
+        else contextlib.nullcontext()
+    )
 
     offset = job.get("clock_offset")
     clock: Clock = SkippingClock(offset) if offset is not None else RealClock()
@@ -42,7 +43,8 @@ def main() -> int:
     client = LocalServiceClient(engine)
     try:
         handler_ = load_handler(job["handler"])
-        output = handler_.invoke(job["event"], None, client=client)
+        with capture:
+            output = handler_.invoke(job["event"], None, client=client)
         result: dict[str, Any] = {"output": output}
     except Exception as error:
         result = {

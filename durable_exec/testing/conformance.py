@@ -455,7 +455,9 @@ def run_requirement(
     skipping clock; in a subprocess per invocation for a crash handler),
     with ``requirement.input`` as its input. Then the status and result,
     the history and the log lines are matched, sharing one set of
-    ``${NAME}`` bindings.
+    ``${NAME}`` bindings. The log lines are those of the workflow logger
+    and every JSON object an invocation printed to stdout (a plugin's
+    records, say), in the order they were written.
 
     The file's ``CallbackActions`` answer its callbacks in engine time,
     and every invoke target of the registration is registered beside the

@@ -34,6 +34,7 @@ SUITES = (
     "wait_for_callback",
     "parallel",
     "map",
+    "plugin",
 )
 HANDLERS = Path(__file__).resolve().parent
 REQUIREMENTS_DIR = Path(
