@@ -146,10 +146,7 @@ def decide(
         and failed * 100 > completion.tolerated_failure_percentage * total
     ):
         return CompletionReason.FAILURE_TOLERANCE_EXCEEDED
-    if (
-        completion.min_successful is not None
-        and succeeded >= completion.min_successful
-    ):
+    if completion.min_successful is not None and succeeded >= completion.min_successful:
         return CompletionReason.MIN_SUCCESSFUL_REACHED
     if all_done:
         return CompletionReason.ALL_COMPLETED
@@ -591,7 +588,9 @@ class _Batch:
             if code == "R":
                 for position, item_index in enumerate(unit.items):
                     self.outcomes[item_index] = BatchItem(
-                        item_index, BatchItemStatus.STARTED, name=unit.item_names[position]
+                        item_index,
+                        BatchItemStatus.STARTED,
+                        name=unit.item_names[position],
                     )
                 continue
             items = self.replayed(unit)
@@ -621,7 +620,9 @@ def _as_operation_error(error: BaseException) -> OperationError:
 # -- the batch's own checkpoint ---------------------------------------------
 
 
-def encode_batch(batch: BatchResult[Any], item_serdes: SerDes[Any], context: SerDesContext) -> str:
+def encode_batch(
+    batch: BatchResult[Any], item_serdes: SerDes[Any], context: SerDesContext
+) -> str:
     """The default checkpoint text of a batch: every started item."""
     items = []
     for item in batch.all:
@@ -727,7 +728,9 @@ def run_batch(
     item_serdes = config.item_serdes or default_serdes
     serdes = config.serdes or _BatchSerDes(kind, item_serdes)
     serdes_context = SerDesContext(op_id, ctx.durable_execution_arn, name)
-    batch = _Batch(ctx, op_id, logical_id, kind, units, total_items, config, item_serdes)
+    batch = _Batch(
+        ctx, op_id, logical_id, kind, units, total_items, config, item_serdes
+    )
 
     if operation is not None and operation.status is OperationStatus.SUCCEEDED:
         details = operation.context_details
@@ -735,7 +738,9 @@ def run_batch(
             return deserialize(serdes, operation.result, serdes_context)  # type: ignore[no-any-return]
         summary = json.loads(operation.result or "{}")
         result = batch.rebuild(summary)
-        return deserialize(serdes, serialize(serdes, result, serdes_context), serdes_context)  # type: ignore[no-any-return]
+        text = serialize(serdes, result, serdes_context)
+        rebuilt: BatchResult[Any] = deserialize(serdes, text, serdes_context)
+        return rebuilt
     if operation is not None and operation.status is OperationStatus.FAILED:
         raise ChildContextError.from_error_object(operation.error)
     with ctx._operation(op_id, OperationType.CONTEXT, sub_type, name):

@@ -279,9 +279,7 @@ class ExecutionState:
             len(batch),
             self.durable_execution_arn,
         )
-        reply = self._client.checkpoint(
-            self.durable_execution_arn, token, batch
-        )
+        reply = self._client.checkpoint(self.durable_execution_arn, token, batch)
         sent = {update.id for update in batch}
         with self._lock:
             for operation in reply.operations:
@@ -298,9 +296,7 @@ class ExecutionState:
         if reply.checkpoint_token is None and not any(
             update.type is OperationType.EXECUTION for update in batch
         ):
-            raise _NoTokenReply(
-                "the service replied without a checkpoint token"
-            )
+            raise _NoTokenReply("the service replied without a checkpoint token")
 
     def _fetch_remaining(self, marker: str | None) -> None:
         while marker:
@@ -324,4 +320,3 @@ def _describe(type: Any, sub_type: Any, name: str | None) -> str:
     if sub_type:
         text += f"/{sub_type}"
     return text + (f" {name!r}" if name is not None else " (unnamed)")
-

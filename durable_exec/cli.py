@@ -195,9 +195,7 @@ def _parser() -> argparse.ArgumentParser:
             "on stderr and the result on stdout, as with 'run'."
         ),
     )
-    answers = callback.add_subparsers(
-        title="answers", metavar="ANSWER", required=True
-    )
+    answers = callback.add_subparsers(title="answers", metavar="ANSWER", required=True)
     succeed = answers.add_parser(
         "succeed",
         help="answer with a result",
@@ -214,9 +212,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Answer a callback with an error, then resume.",
     )
     fail.add_argument("--error-type", metavar="T", help="the error's type")
-    fail.add_argument(
-        "--error-message", metavar="M", help="the error's message"
-    )
+    fail.add_argument("--error-message", metavar="M", help="the error's message")
     heartbeat = answers.add_parser(
         "heartbeat",
         help="say the answer is still coming",
@@ -245,8 +241,7 @@ def _parser() -> argparse.ArgumentParser:
             parser_.add_argument(
                 "--json",
                 action="store_true",
-                help='print {"arn", "name", "status", "result", "error"} '
-                "as JSON",
+                help='print {"arn", "name", "status", "result", "error"} as JSON',
             )
         parser_.set_defaults(command=_callback, answer=answer)
 
@@ -649,8 +644,7 @@ def _callback(args: argparse.Namespace) -> int:
         progress = _Progress(sys.stderr, root.arn, root.start, seen=seen)
         if args.answer == "heartbeat":
             progress.note(
-                f"heartbeat sent; callback {callback_id} still waits for "
-                "its answer"
+                f"heartbeat sent; callback {callback_id} still waits for its answer"
             )
             return EXIT_OK
 

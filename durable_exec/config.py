@@ -11,7 +11,7 @@ import enum
 import math
 import random
 from collections.abc import Callable
-from typing import Any, Union
+from typing import Any
 
 import attrs
 
@@ -109,7 +109,7 @@ class Duration:
         return f"{self.seconds}s"
 
 
-DurationLike = Union[Duration, int, float, _dt.timedelta]
+DurationLike = Duration | int | float | _dt.timedelta
 
 
 def _whole(parameter: str, seconds: float) -> int:
@@ -118,13 +118,9 @@ def _whole(parameter: str, seconds: float) -> int:
             f"{parameter} must be a finite number of seconds (got {seconds!r})"
         )
     if seconds < 0:
-        raise ValidationError(
-            f"{parameter} must not be negative (got {seconds!r} s)"
-        )
+        raise ValidationError(f"{parameter} must not be negative (got {seconds!r} s)")
     if seconds != int(seconds):
-        raise ValidationError(
-            f"{parameter} must be whole seconds (got {seconds!r} s)"
-        )
+        raise ValidationError(f"{parameter} must be whole seconds (got {seconds!r} s)")
     return int(seconds)
 
 
@@ -156,9 +152,7 @@ def _check_retry_strategy(
         )
 
 
-def _check_serdes(
-    instance: Any, attribute: attrs.Attribute[Any], value: Any
-) -> None:
+def _check_serdes(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is None:
         return
     if not (
@@ -171,13 +165,10 @@ def _check_serdes(
         )
 
 
-def _check_summary(
-    instance: Any, attribute: attrs.Attribute[Any], value: Any
-) -> None:
+def _check_summary(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and not callable(value):
         raise ValidationError(
-            "summary must be callable as (result) -> str "
-            f"(got {value!r})"
+            f"summary must be callable as (result) -> str (got {value!r})"
         )
 
 
@@ -185,9 +176,7 @@ def _check_semantics(
     instance: Any, attribute: attrs.Attribute[Any], value: Any
 ) -> None:
     if not isinstance(value, StepSemantics):
-        raise ValidationError(
-            f"semantics must be a StepSemantics (got {value!r})"
-        )
+        raise ValidationError(f"semantics must be a StepSemantics (got {value!r})")
 
 
 @attrs.frozen
@@ -205,16 +194,14 @@ class StepConfig:
             the step function's return annotation, if any.
     """
 
-    retry_strategy: RetryPolicy | Callable[[BaseException, int], RetryDecision] | None = attrs.field(
-        default=None, validator=_check_retry_strategy
-    )
+    retry_strategy: (
+        RetryPolicy | Callable[[BaseException, int], RetryDecision] | None
+    ) = attrs.field(default=None, validator=_check_retry_strategy)
     semantics: StepSemantics = attrs.field(
         default=StepSemantics.AT_LEAST_ONCE_PER_RETRY,
         validator=_check_semantics,
     )
-    serdes: SerDes[Any] | None = attrs.field(
-        default=None, validator=_check_serdes
-    )
+    serdes: SerDes[Any] | None = attrs.field(default=None, validator=_check_serdes)
     result_type: Any = None
 
     def retry_policy(self) -> Callable[[BaseException, int], RetryDecision]:
@@ -238,9 +225,7 @@ class ChildConfig:
             Default: a JSON note of the size.
     """
 
-    serdes: SerDes[Any] | None = attrs.field(
-        default=None, validator=_check_serdes
-    )
+    serdes: SerDes[Any] | None = attrs.field(default=None, validator=_check_serdes)
     result_type: Any = None
     summary: Callable[[Any], str] | None = attrs.field(
         default=None, validator=_check_summary
@@ -333,8 +318,7 @@ class CompletionConfig:
         if self.should_complete is not None:
             if not callable(self.should_complete):
                 raise ValidationError(
-                    "should_complete must be callable "
-                    f"(got {self.should_complete!r})"
+                    f"should_complete must be callable (got {self.should_complete!r})"
                 )
             mixed = [
                 name
@@ -373,18 +357,13 @@ def _check_max_concurrency(
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValidationError(
-            f"max_concurrency must be >= 1 or None (got {value!r})"
-        )
+        raise ValidationError(f"max_concurrency must be >= 1 or None (got {value!r})")
 
 
-def _check_nesting(
-    instance: Any, attribute: attrs.Attribute[Any], value: Any
-) -> None:
+def _check_nesting(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, NestingType):
         raise ValidationError(
-            f"nesting must be NestingType.NESTED or NestingType.FLAT "
-            f"(got {value!r})"
+            f"nesting must be NestingType.NESTED or NestingType.FLAT (got {value!r})"
         )
 
 
@@ -392,9 +371,7 @@ def _check_completion(
     instance: Any, attribute: attrs.Attribute[Any], value: Any
 ) -> None:
     if not isinstance(value, CompletionConfig):
-        raise ValidationError(
-            f"completion must be a CompletionConfig (got {value!r})"
-        )
+        raise ValidationError(f"completion must be a CompletionConfig (got {value!r})")
 
 
 @attrs.frozen
@@ -423,12 +400,8 @@ class ParallelConfig:
     nesting: NestingType = attrs.field(
         default=NestingType.NESTED, validator=_check_nesting
     )
-    serdes: SerDes[Any] | None = attrs.field(
-        default=None, validator=_check_serdes
-    )
-    item_serdes: SerDes[Any] | None = attrs.field(
-        default=None, validator=_check_serdes
-    )
+    serdes: SerDes[Any] | None = attrs.field(default=None, validator=_check_serdes)
+    item_serdes: SerDes[Any] | None = attrs.field(default=None, validator=_check_serdes)
 
 
 def _check_optional_positive(
@@ -534,9 +507,7 @@ class CallbackConfig:
     heartbeat_timeout: DurationLike | None = attrs.field(
         default=None, validator=_check_optional_duration
     )
-    serdes: SerDes[Any] | None = attrs.field(
-        default=None, validator=_check_serdes
-    )
+    serdes: SerDes[Any] | None = attrs.field(default=None, validator=_check_serdes)
 
     @property
     def timeout_seconds(self) -> int | None:
@@ -556,9 +527,9 @@ class WaitForCallbackConfig(CallbackConfig):
             default strategy.
     """
 
-    retry_strategy: RetryPolicy | Callable[[BaseException, int], RetryDecision] | None = attrs.field(
-        default=None, validator=_check_retry_strategy
-    )
+    retry_strategy: (
+        RetryPolicy | Callable[[BaseException, int], RetryDecision] | None
+    ) = attrs.field(default=None, validator=_check_retry_strategy)
 
 
 @attrs.frozen
@@ -750,9 +721,7 @@ class WaitForConditionConfig:
 
     wait_strategy: Callable[[Any, int], WaitDecision] = attrs.field()
     initial_state: Any = None
-    serdes: SerDes[Any] | None = attrs.field(
-        default=None, validator=_check_serdes
-    )
+    serdes: SerDes[Any] | None = attrs.field(default=None, validator=_check_serdes)
 
     @wait_strategy.validator
     def _check_strategy(self, attribute: attrs.Attribute[Any], value: Any) -> None:

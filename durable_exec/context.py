@@ -18,13 +18,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import json
 import itertools
+import json
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, ContextManager, Generic, TypeVar
+from contextlib import AbstractContextManager
+from typing import Any, Generic, TypeVar
 
-
+from ._concurrency import Unit, run_batch
 from ._logger import WORKFLOW_LOGGER_NAME, DurableLogger
 from ._state import (
     MAX_PAYLOAD_BYTES,
@@ -32,7 +33,6 @@ from ._state import (
     CancelScope,
     ExecutionState,
 )
-from ._concurrency import Unit, run_batch
 from .batch import BatchResult
 from .config import (
     MAX_WAIT_SECONDS,
@@ -55,13 +55,13 @@ from .errors import (
     CheckpointError,
     ChildContextError,
     InvokeError,
-    WaitForConditionError,
     NonDeterministicExecutionError,
     SerDesError,
     StepError,
     StepInterruptedError,
     SuspendExecution,
     ValidationError,
+    WaitForConditionError,
     error_object_from_exception,
 )
 from .plugins import (
@@ -97,7 +97,7 @@ from .wire import (
 __all__ = ["DurableContext", "StepContext"]
 
 T = TypeVar("T")
-I = TypeVar("I")
+ItemT = TypeVar("ItemT")
 
 logger = logging.getLogger(__name__)
 
@@ -131,10 +131,13 @@ def _check_name(name: Any) -> str | None:
         return None
     if not isinstance(name, str):
         raise ValidationError(f"name must be a string or None (got {name!r})")
-    if not 1 <= len(name) <= _MAX_NAME_LENGTH or not name.isascii() or not name.isprintable():
+    if (
+        not 1 <= len(name) <= _MAX_NAME_LENGTH
+        or not name.isascii()
+        or not name.isprintable()
+    ):
         raise ValidationError(
-            "name must be 1 to 256 printable ASCII characters "
-            f"(got {name!r})"
+            f"name must be 1 to 256 printable ASCII characters (got {name!r})"
         )
     return name
 
@@ -152,9 +155,7 @@ def _default_name(func: Callable[..., Any]) -> str | None:
 
 def _check_callable(parameter: str, func: Any) -> None:
     if not callable(func):
-        raise ValidationError(
-            f"{parameter} must be callable (got {func!r})"
-        )
+        raise ValidationError(f"{parameter} must be callable (got {func!r})")
 
 
 class StepContext:
@@ -285,7 +286,7 @@ class DurableContext:
 
     def _operation(
         self, op_id: str, type: OperationType, sub_type: str, name: str | None
-    ) -> ContextManager[None]:
+    ) -> AbstractContextManager[None]:
         """Operation hooks around an operation that runs for real."""
         plugins = self._plugins
         if plugins is None or not plugins.watches_operations:
@@ -302,7 +303,7 @@ class DurableContext:
 
     def _attempt(
         self, op_id: str, name: str | None, sub_type: str, attempt: int
-    ) -> ContextManager[None]:
+    ) -> AbstractContextManager[None]:
         """Attempt hooks immediately around a step's function."""
         plugins = self._plugins
         if plugins is None or not plugins.watches_attempts:
@@ -405,9 +406,7 @@ class DurableContext:
                             op_id, name, config, interrupted, attempts_done + 1
                         )
 
-        with self._operation(
-            op_id, OperationType.STEP, OperationSubType.STEP, name
-        ):
+        with self._operation(op_id, OperationType.STEP, OperationSubType.STEP, name):
             return self._step_attempt(
                 func,
                 op_id,
@@ -459,9 +458,7 @@ class DurableContext:
             value = deserialize(serdes, payload, serdes_context)
         except (SerDesError, ValidationError) as error:
             self._fail(op_id, OperationType.STEP, OperationSubType.STEP, name, error)
-            raise StepError(
-                str(error), error_type=type(error).__name__
-            ) from error
+            raise StepError(str(error), error_type=type(error).__name__) from error
 
         self._checkpoint(
             OperationUpdate(
@@ -557,8 +554,7 @@ class DurableContext:
         seconds = Duration.coerce(duration).seconds
         if not 1 <= seconds <= MAX_WAIT_SECONDS:
             raise ValidationError(
-                f"duration must be 1 to {MAX_WAIT_SECONDS} seconds "
-                f"(got {seconds} s)"
+                f"duration must be 1 to {MAX_WAIT_SECONDS} seconds (got {seconds} s)"
             )
         name = _check_name(name)
         self._check_cancelled()
@@ -736,7 +732,6 @@ class DurableContext:
         )
         return value  # type: ignore[no-any-return]
 
-
     # -- callbacks ---------------------------------------------------------------
 
     def create_callback(
@@ -752,9 +747,7 @@ class DurableContext:
         if config is None:
             config = _DEFAULT_CALLBACK_CONFIG
         elif not isinstance(config, CallbackConfig):
-            raise ValidationError(
-                f"config must be a CallbackConfig (got {config!r})"
-            )
+            raise ValidationError(f"config must be a CallbackConfig (got {config!r})")
         name = _check_name(name)
         self._check_cancelled()
         _, op_id = self._next_ids()
@@ -1016,9 +1009,7 @@ class DurableContext:
             self._checkpoint(update(action=OperationAction.START))
         try:
             with self._attempt(op_id, name, sub_type, attempt):
-                state = check(
-                    state, StepContext(op_id, name, attempt, self.logger)
-                )
+                state = check(state, StepContext(op_id, name, attempt, self.logger))
             payload = serialize(serdes, state, serdes_context)
             _check_payload_size(payload, f"the state of {name or op_id}")
             state = deserialize(serdes, payload, serdes_context)
@@ -1040,8 +1031,7 @@ class DurableContext:
             )
         )
         raise SuspendExecution(
-            f"wait for condition {op_id} checks again in "
-            f"{decision.delay_seconds} s"
+            f"wait for condition {op_id} checks again in {decision.delay_seconds} s"
         )
 
     # -- parallel and map ------------------------------------------------------
@@ -1076,13 +1066,9 @@ class DurableContext:
         if config is None:
             config = _DEFAULT_PARALLEL_CONFIG
         elif not isinstance(config, ParallelConfig):
-            raise ValidationError(
-                f"config must be a ParallelConfig (got {config!r})"
-            )
+            raise ValidationError(f"config must be a ParallelConfig (got {config!r})")
         name = _check_name(name)
-        if isinstance(branches, (str, bytes)) or not isinstance(
-            branches, Sequence
-        ):
+        if isinstance(branches, (str, bytes)) or not isinstance(branches, Sequence):
             raise ValidationError(
                 f"branches must be a sequence of callables (got {branches!r})"
             )
@@ -1111,8 +1097,8 @@ class DurableContext:
 
     def map(
         self,
-        items: Sequence[I],
-        func: Callable[[DurableContext, I, int, Sequence[I]], T],
+        items: Sequence[ItemT],
+        func: Callable[[DurableContext, ItemT, int, Sequence[ItemT]], T],
         name: str | None = None,
         config: MapConfig | None = None,
     ) -> BatchResult[T]:

@@ -211,12 +211,14 @@ def error_object_from_exception(error: BaseException) -> ErrorObject:
         )
     summary = traceback.TracebackException.from_exception(error)
     summary.stack = traceback.StackSummary.from_list(
-        [frame for frame in summary.stack if not frame.filename.startswith(_PACKAGE_DIR)]
+        [
+            frame
+            for frame in summary.stack
+            if not frame.filename.startswith(_PACKAGE_DIR)
+        ]
     )
     lines = [
-        line.rstrip("\n")
-        for chunk in summary.format()
-        for line in chunk.splitlines()
+        line.rstrip("\n") for chunk in summary.format() for line in chunk.splitlines()
     ]
     return _fit(
         ErrorObject(
@@ -232,9 +234,13 @@ def _fit(error: ErrorObject) -> ErrorObject:
     if message is not None and len(message) > _MAX_MESSAGE_CHARS:
         message = message[: _MAX_MESSAGE_CHARS - 3] + "..."
     trace = list(error.stack_trace or ())
-    budget = MAX_ERROR_CHARS - 1_024 - len(message or "") - len(
-        error.error_data or ""
-    ) - len(error.error_type or "")
+    budget = (
+        MAX_ERROR_CHARS
+        - 1_024
+        - len(message or "")
+        - len(error.error_data or "")
+        - len(error.error_type or "")
+    )
     # Keep the innermost frames: they say where it went wrong.
     while trace and sum(len(line) + 8 for line in trace) > budget:
         trace.pop(0)

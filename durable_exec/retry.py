@@ -72,8 +72,7 @@ class RetryPolicy(Protocol):
     ``attempt`` is the 1-based number of the attempt that just failed.
     """
 
-    def __call__(self, error: BaseException, attempt: int) -> RetryDecision:
-        ...
+    def __call__(self, error: BaseException, attempt: int) -> RetryDecision: ...
 
 
 class JitterStrategy:
@@ -209,14 +208,11 @@ class RetryStrategy:
                 f"jitter must be one of {', '.join(JitterStrategy.ALL)} "
                 f"(got {jitter!r})"
             )
-        error_types = _check_sequence(
-            "retryable_error_types", retryable_error_types
-        )
+        error_types = _check_sequence("retryable_error_types", retryable_error_types)
         for kind in error_types:
             if not (isinstance(kind, type) and issubclass(kind, BaseException)):
                 raise ValidationError(
-                    "retryable_error_types must hold exception classes "
-                    f"(got {kind!r})"
+                    f"retryable_error_types must hold exception classes (got {kind!r})"
                 )
         patterns = tuple(
             _compile(pattern)
@@ -248,19 +244,13 @@ def _check_number(name: str, value: Any, *, minimum: float) -> None:
         or not math.isfinite(value)
         or value < minimum
     ):
-        raise ValidationError(
-            f"{name} must be a number >= {minimum} (got {value!r})"
-        )
+        raise ValidationError(f"{name} must be a number >= {minimum} (got {value!r})")
 
 
 def _check_sequence(name: str, value: Any) -> tuple[Any, ...]:
     # A lone class or string would be iterated as if it were the list.
-    if isinstance(value, (str, bytes, type)) or not isinstance(
-        value, Iterable
-    ):
-        raise ValidationError(
-            f"{name} must be a list, tuple or set (got {value!r})"
-        )
+    if isinstance(value, (str, bytes, type)) or not isinstance(value, Iterable):
+        raise ValidationError(f"{name} must be a list, tuple or set (got {value!r})")
     return tuple(value)
 
 
@@ -276,8 +266,7 @@ def _compile(pattern: Any) -> re.Pattern[str]:
         return re.compile(pattern)
     except re.error as error:
         raise ValidationError(
-            f"retryable_errors holds an invalid regular expression "
-            f"{pattern!r}: {error}"
+            f"retryable_errors holds an invalid regular expression {pattern!r}: {error}"
         ) from None
 
 
@@ -323,9 +312,7 @@ class RetryPresets:
     @staticmethod
     def resource_availability() -> RetryStrategy:
         """5 attempts; 5 s doubling to 5 min: waiting for capacity."""
-        return RetryStrategy.exponential(
-            max_attempts=5, initial_delay=5, max_delay=300
-        )
+        return RetryStrategy.exponential(max_attempts=5, initial_delay=5, max_delay=300)
 
     @staticmethod
     def critical() -> RetryStrategy:

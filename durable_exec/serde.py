@@ -57,11 +57,9 @@ class SerDesContext:
 class SerDes(Protocol[T]):
     """Turns values into checkpoint text and back."""
 
-    def serialize(self, value: T, context: SerDesContext) -> str:
-        ...
+    def serialize(self, value: T, context: SerDesContext) -> str: ...
 
-    def deserialize(self, payload: str, context: SerDesContext) -> T:
-        ...
+    def deserialize(self, payload: str, context: SerDesContext) -> T: ...
 
 
 def _make_converter() -> cattrs.Converter:
@@ -71,9 +69,7 @@ def _make_converter() -> cattrs.Converter:
         _dt.datetime, lambda v, _: _dt.datetime.fromisoformat(v)
     )
     converter.register_unstructure_hook(_dt.date, _dt.date.isoformat)
-    converter.register_structure_hook(
-        _dt.date, lambda v, _: _dt.date.fromisoformat(v)
-    )
+    converter.register_structure_hook(_dt.date, lambda v, _: _dt.date.fromisoformat(v))
     converter.register_unstructure_hook(decimal.Decimal, str)
     converter.register_structure_hook(
         decimal.Decimal, lambda v, _: decimal.Decimal(str(v))
@@ -82,9 +78,7 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook(uuid.UUID, lambda v, _: uuid.UUID(v))
     converter.register_unstructure_hook(frozenset, list)
     converter.register_unstructure_hook(set, list)
-    converter.register_unstructure_hook(
-        enum.Enum, lambda member: member.value
-    )
+    converter.register_unstructure_hook(enum.Enum, lambda member: member.value)
     return converter
 
 
@@ -136,9 +130,7 @@ _return_types: weakref.WeakKeyDictionary[Callable[..., Any], Any] = (
 _NO_TYPE = object()
 
 
-def serdes_for(
-    serdes: SerDes[Any] | None, result_type: Any = None
-) -> SerDes[Any]:
+def serdes_for(serdes: SerDes[Any] | None, result_type: Any = None) -> SerDes[Any]:
     """The serdes an operation uses: its own, or JSON for its type."""
     if serdes is not None:
         return serdes
@@ -179,9 +171,7 @@ def return_type_of(func: Callable[..., Any]) -> Any:
     return hint
 
 
-def serialize(
-    serdes: SerDes[Any], value: Any, context: SerDesContext
-) -> str:
+def serialize(serdes: SerDes[Any], value: Any, context: SerDesContext) -> str:
     """Serialize ``value``, raising :class:`SerDesError` naming the
     operation when it cannot be."""
     try:
@@ -216,8 +206,5 @@ def deserialize(
 
 def _describe(context: SerDesContext) -> str:
     if context.operation_name:
-        return (
-            f"operation {context.operation_name!r} "
-            f"(id {context.operation_id})"
-        )
+        return f"operation {context.operation_name!r} (id {context.operation_id})"
     return f"operation {context.operation_id}"

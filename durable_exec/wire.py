@@ -343,7 +343,8 @@ for _model in _MODELS:
         for field in attrs.fields(_model)
     }
     _converter.register_unstructure_hook(
-        _model, make_dict_unstructure_fn(_model, _converter, **_renames)  # type: ignore[arg-type]
+        _model,
+        make_dict_unstructure_fn(_model, _converter, **_renames),  # type: ignore[arg-type]
     )
     _converter.register_structure_hook(
         _model,
@@ -352,8 +353,7 @@ for _model in _MODELS:
             _converter,
             _cattrs_forbid_extra_keys=False,
             **{  # type: ignore[arg-type]
-                name: override(rename=_pascal(name))
-                for name in _renames
+                name: override(rename=_pascal(name)) for name in _renames
             },
         ),
     )

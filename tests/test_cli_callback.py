@@ -86,9 +86,7 @@ def _events(cli: Cli, store: str, name: str) -> list[dict[str, Any]]:
 
 def _waiting(cli: Cli, store: str, workflows: Path, name: str) -> str:
     """Run ``approve`` until it waits; return its callback id."""
-    outcome = cli(
-        "run", f"{workflows}:approve", "--store", store, "--name", name
-    )
+    outcome = cli("run", f"{workflows}:approve", "--store", store, "--name", name)
     assert outcome.code == 0, outcome.err
     assert "RUNNING" in outcome.err
     started = [
@@ -215,12 +213,8 @@ def test_run_names_the_callbacks_it_waits_for(
     cli: Cli, store: str, workflows: Path
 ) -> None:
     """A run left waiting says which callback and how to answer it."""
-    outcome = cli(
-        "run", f"{workflows}:approve", "--store", store, "--name", "hint"
-    )
-    callback_id = _events(cli, store, "hint")[1]["CallbackStartedDetails"][
-        "CallbackId"
-    ]
+    outcome = cli("run", f"{workflows}:approve", "--store", store, "--name", "hint")
+    callback_id = _events(cli, store, "hint")[1]["CallbackStartedDetails"]["CallbackId"]
 
     assert outcome.code == 0
     assert f"callback succeed {callback_id}" in outcome.err
@@ -235,9 +229,7 @@ def test_answer_is_kept_when_the_handler_cannot_be_loaded(
     callback_id = _waiting(cli, store, workflows, "orphan")
     workflows.unlink()
 
-    outcome = cli(
-        "callback", "succeed", callback_id, "--result", "1", "--store", store
-    )
+    outcome = cli("callback", "succeed", callback_id, "--result", "1", "--store", store)
 
     assert outcome.code == 0, outcome.err
     assert "RUNNING" in outcome.err
@@ -249,9 +241,7 @@ def test_answer_is_kept_when_the_handler_cannot_be_loaded(
 # -- refusals -----------------------------------------------------------------
 
 
-def test_unknown_callback_id_is_an_error(
-    cli: Cli, store: str, workflows: Path
-) -> None:
+def test_unknown_callback_id_is_an_error(cli: Cli, store: str, workflows: Path) -> None:
     """An id no callback has is refused with exit 2."""
     _waiting(cli, store, workflows, "some")
 
@@ -260,9 +250,7 @@ def test_unknown_callback_id_is_an_error(
     assert "no callback has the id 'bm9wZQ=='" in _error_line(outcome)
 
 
-def test_answered_callback_is_closed(
-    cli: Cli, store: str, workflows: Path
-) -> None:
+def test_answered_callback_is_closed(cli: Cli, store: str, workflows: Path) -> None:
     """A second answer to the same callback is refused with exit 2."""
     callback_id = _waiting(cli, store, workflows, "twice")
     first = cli("callback", "succeed", callback_id, "--store", store)
@@ -312,9 +300,7 @@ def test_result_must_be_json(cli: Cli, store: str, workflows: Path) -> None:
 
 def test_missing_store_is_an_error(cli: Cli, tmp_path: Path) -> None:
     """Answering into a store that does not exist is an error, exit 2."""
-    outcome = cli(
-        "callback", "succeed", "abc", "--store", str(tmp_path / "none.db")
-    )
+    outcome = cli("callback", "succeed", "abc", "--store", str(tmp_path / "none.db"))
 
     assert "does not exist" in _error_line(outcome)
 

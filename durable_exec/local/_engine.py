@@ -91,9 +91,7 @@ _FUNCTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _EXECUTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 _ALLOWED: dict[OperationType, frozenset[OperationAction]] = {
-    OperationType.EXECUTION: frozenset(
-        {OperationAction.SUCCEED, OperationAction.FAIL}
-    ),
+    OperationType.EXECUTION: frozenset({OperationAction.SUCCEED, OperationAction.FAIL}),
     OperationType.STEP: frozenset(
         {
             OperationAction.START,
@@ -221,8 +219,8 @@ class Engine:
         self.function_exists: Callable[[str], bool] = lambda name: False
         # The execution timeout of a function's executions, from its
         # durable config; set by the same runner.
-        self.execution_timeout_of: Callable[[str], int] = (
-            lambda name: DEFAULT_EXECUTION_TIMEOUT
+        self.execution_timeout_of: Callable[[str], int] = lambda name: (
+            DEFAULT_EXECUTION_TIMEOUT
         )
 
     def _now(self) -> _dt.datetime:
@@ -236,9 +234,7 @@ class Engine:
     def _record(self, arn: str) -> ExecutionRecord:
         record = self.store.load(arn)
         if record is None:
-            raise ResourceNotFoundException(
-                f"no durable execution has the ARN {arn!r}"
-            )
+            raise ResourceNotFoundException(f"no durable execution has the ARN {arn!r}")
         return record
 
     def find_arns(
@@ -889,9 +885,7 @@ class Engine:
         self._append_event(
             record, "WaitCancelled", now, operation=stored, details=details
         )
-        return _evolve(
-            stored, status=OperationStatus.CANCELLED, end_timestamp=now
-        )
+        return _evolve(stored, status=OperationStatus.CANCELLED, end_timestamp=now)
 
     def _apply_callback(
         self,
@@ -1021,7 +1015,9 @@ class Engine:
             if status is OperationStatus.SUCCEEDED
             else {"Error": _event_error(error)}
         )
-        self._append_event(caller, event_type, now, operation=operation, details=details)
+        self._append_event(
+            caller, event_type, now, operation=operation, details=details
+        )
         operation = _evolve(
             operation,
             status=status,
@@ -1050,9 +1046,7 @@ class Engine:
             )
         found = self.store.find_callback(callback_id)
         if found is None:
-            raise ResourceNotFoundException(
-                f"no callback has the id {callback_id!r}"
-            )
+            raise ResourceNotFoundException(f"no callback has the id {callback_id!r}")
         arn, op_id = found
         record = self._record(arn)
         operation = record.operations[op_id]
@@ -1063,8 +1057,7 @@ class Engine:
             )
         if operation.status is not OperationStatus.STARTED:
             raise CallbackTimeoutException(
-                f"callback {callback_id!r} is closed: it is "
-                f"{operation.status.value}"
+                f"callback {callback_id!r} is closed: it is {operation.status.value}"
             )
         return record, operation
 
@@ -1133,7 +1126,10 @@ class Engine:
         self, record: ExecutionRecord, operation: Operation
     ) -> int | None:
         for event in record.events:
-            if event.get("Id") == operation.id and event["EventType"] == "CallbackStarted":
+            if (
+                event.get("Id") == operation.id
+                and event["EventType"] == "CallbackStarted"
+            ):
                 value = event["CallbackStartedDetails"].get("HeartbeatTimeout")
                 return int(value) if value else None
         return None
@@ -1155,8 +1151,14 @@ class Engine:
         events_before = len(record.events)
         record.timers.pop(operation.id, None)
         record.timers.pop(operation.id + _HEARTBEAT, None)
-        self._append_event(record, event_type, now, operation=operation, details=details)
-        callback_id = operation.callback_details.callback_id if operation.callback_details else None
+        self._append_event(
+            record, event_type, now, operation=operation, details=details
+        )
+        callback_id = (
+            operation.callback_details.callback_id
+            if operation.callback_details
+            else None
+        )
         closed = _evolve(
             operation,
             status=status,
@@ -1180,9 +1182,7 @@ class Engine:
             self._append_event(record, "ContextStarted", now, operation=stored)
             return stored
         replay_children = (
-            update.context_options.replay_children
-            if update.context_options
-            else None
+            update.context_options.replay_children if update.context_options else None
         )
         if action is OperationAction.SUCCEED:
             self._append_event(
@@ -1274,9 +1274,7 @@ class Engine:
         during_invocation: bool,
     ) -> None:
         due = sorted(
-            (moment, op_id)
-            for op_id, moment in record.timers.items()
-            if moment <= now
+            (moment, op_id) for op_id, moment in record.timers.items() if moment <= now
         )
         for _, op_id in due:
             del record.timers[op_id]
@@ -1300,7 +1298,9 @@ class Engine:
                 if operation.status is not OperationStatus.STARTED:
                     continue
                 error = ErrorObject(
-                    error_type="Callback.Heartbeat" if heartbeat else "Callback.Timeout",
+                    error_type="Callback.Heartbeat"
+                    if heartbeat
+                    else "Callback.Timeout",
                     error_message=(
                         "no heartbeat came within the heartbeat timeout"
                         if heartbeat
@@ -1321,7 +1321,10 @@ class Engine:
                 continue
             if operation.type is OperationType.WAIT:
                 seconds = None
-                if operation.wait_details and operation.wait_details.scheduled_end_timestamp:
+                if (
+                    operation.wait_details
+                    and operation.wait_details.scheduled_end_timestamp
+                ):
                     seconds = round(
                         (
                             operation.wait_details.scheduled_end_timestamp
@@ -1487,7 +1490,9 @@ class Engine:
             elif outcome.error is not None:
                 record.failed_invocations += 1
                 if record.failed_invocations >= MAX_FAILED_INVOCATIONS:
-                    self._finish(record, ExecutionStatus.FAILED, now, error=outcome.error)
+                    self._finish(
+                        record, ExecutionStatus.FAILED, now, error=outcome.error
+                    )
                 else:
                     record.owed = True
                     record.owed_at = now + INVOCATION_RETRY_DELAY
@@ -1579,9 +1584,7 @@ class Engine:
         self.end_invocation(
             arn,
             InvocationOutcome(
-                error=ErrorObject(
-                    error_type="Runtime.ExitError", error_message=reason
-                )
+                error=ErrorObject(error_type="Runtime.ExitError", error_message=reason)
             ),
         )
         with self._lock:
@@ -1659,9 +1662,7 @@ class Engine:
                 event.get("Id") == op_id
                 and event["EventType"] == "ChainedInvokeStarted"
             ):
-                target = event["ChainedInvokeStartedDetails"].get(
-                    "DurableExecutionArn"
-                )
+                target = event["ChainedInvokeStartedDetails"].get("DurableExecutionArn")
                 return str(target) if target else None
         return None
 
@@ -1750,4 +1751,3 @@ def _decode_marker(marker: str | None) -> int:
         raise InvalidParameterValueException(
             f"Marker {marker!r} is not one this service issued"
         ) from None
-

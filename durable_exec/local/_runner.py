@@ -152,9 +152,7 @@ def load_handler(ref: str) -> DurableHandler[Any, Any]:
     """
     target, sep, attribute = ref.rpartition(":")
     if not sep or not target or not attribute:
-        raise ValidationError(
-            f"handler must be FILE_OR_MODULE:HANDLER (got {ref!r})"
-        )
+        raise ValidationError(f"handler must be FILE_OR_MODULE:HANDLER (got {ref!r})")
     if target.endswith(".py") or os.sep in target or "/" in target:
         path = Path(target)
         if not path.is_file():
@@ -186,13 +184,10 @@ def load_handler(ref: str) -> DurableHandler[Any, Any]:
     try:
         handler = getattr(module, attribute)
     except AttributeError:
-        raise ValidationError(
-            f"{target!r} has no attribute {attribute!r}"
-        ) from None
+        raise ValidationError(f"{target!r} has no attribute {attribute!r}") from None
     if not isinstance(handler, DurableHandler):
         raise ValidationError(
-            f"{ref!r} is not a durable handler; decorate it with "
-            "@durable_execution"
+            f"{ref!r} is not a durable handler; decorate it with @durable_execution"
         )
     return handler
 
@@ -267,9 +262,7 @@ class LocalEngine:
                 "give a SQLite path as store"
             )
         if not isinstance(page_size, int) or not 1 <= page_size <= 1000:
-            raise ValidationError(
-                f"page_size must be 1 to 1000 (got {page_size!r})"
-            )
+            raise ValidationError(f"page_size must be 1 to 1000 (got {page_size!r})")
         self.engine = Engine(store, clock=clock, page_size=page_size)
         self.clock = clock
         self.invocation_mode = invocation_mode
@@ -290,7 +283,9 @@ class LocalEngine:
         self.log_file: Path | None = None
 
     @classmethod
-    def in_memory(cls, *, skip_time: bool = True, clock: Clock | None = None) -> LocalEngine:
+    def in_memory(
+        cls, *, skip_time: bool = True, clock: Clock | None = None
+    ) -> LocalEngine:
         """An engine that keeps nothing on disk; skips time by default."""
         return cls(":memory:", skip_time=skip_time, clock=clock)
 
@@ -463,9 +458,11 @@ class LocalEngine:
         their timers; with a skipping clock, the delay is skipped too. Use
         it to answer callbacks, or to stand in for any system outside.
         """
-        if isinstance(delay_seconds, bool) or not isinstance(
-            delay_seconds, (int, float)
-        ) or delay_seconds < 0:
+        if (
+            isinstance(delay_seconds, bool)
+            or not isinstance(delay_seconds, (int, float))
+            or delay_seconds < 0
+        ):
             raise ValidationError(
                 f"delay_seconds must be a number >= 0 (got {delay_seconds!r})"
             )
@@ -492,9 +489,7 @@ class LocalEngine:
             self.watch(self._answer_callback)
         self._responders.append((name, respond, delay_seconds))
 
-    def watch(
-        self, observer: Callable[[str, Mapping[str, Any]], None]
-    ) -> None:
+    def watch(self, observer: Callable[[str, Mapping[str, Any]], None]) -> None:
         """Show ``observer(arn, event)`` each history event, once, in order.
 
         The events are those of every execution this engine drives and of
@@ -508,9 +503,7 @@ class LocalEngine:
         callbacks, and must not drive an execution itself.
         """
         if not callable(observer):
-            raise ValidationError(
-                f"observer must be callable (got {observer!r})"
-            )
+            raise ValidationError(f"observer must be callable (got {observer!r})")
         self._watchers.append(_Watcher(observer))
 
     def _show_events(self, arn: str) -> None:
@@ -539,9 +532,7 @@ class LocalEngine:
                 # end of the invocation that started it.
                 started = event["EventTimestamp"]
                 wait = delay - (self.clock.now() - started).total_seconds()
-                self.schedule(
-                    max(0.0, wait), functools.partial(respond, callback_id)
-                )
+                self.schedule(max(0.0, wait), functools.partial(respond, callback_id))
                 return
 
     def send_callback_success(
@@ -577,9 +568,7 @@ class LocalEngine:
             return name_or_arn
         arns = self.engine.find_arns(name=name_or_arn)
         if not arns:
-            raise ExecutionNotFoundError(
-                f"no execution is named {name_or_arn!r}"
-            )
+            raise ExecutionNotFoundError(f"no execution is named {name_or_arn!r}")
         if len(arns) > 1:
             raise ExecutionNotFoundError(
                 f"{len(arns)} executions are named {name_or_arn!r}; give an "
@@ -683,12 +672,9 @@ class LocalEngine:
             return
         if not self.engine.invocation_orphaned(arn):
             raise ValidationError(
-                f"execution {arn} is being run by process "
-                f"{record.invocation_owner}"
+                f"execution {arn} is being run by process {record.invocation_owner}"
             )
-        self.engine.abandon_invocation(
-            arn, "the process running the invocation exited"
-        )
+        self.engine.abandon_invocation(arn, "the process running the invocation exited")
 
     def _family(self, arn: str, *, running_only: bool = True) -> list[str]:
         """``arn`` and the targets of its chained invokes, theirs and so
@@ -699,9 +685,7 @@ class LocalEngine:
             for event in record.events:
                 if event["EventType"] != "ChainedInvokeStarted":
                     continue
-                child = event["ChainedInvokeStartedDetails"].get(
-                    "DurableExecutionArn"
-                )
+                child = event["ChainedInvokeStartedDetails"].get("DurableExecutionArn")
                 if child and child not in members:
                     self.engine.refresh(child)
                     ended = self.engine.record(child).terminal

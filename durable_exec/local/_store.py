@@ -143,11 +143,9 @@ class ExecutionRecord:
 class Store(Protocol):
     """Persistence of execution records."""
 
-    def create(self, record: ExecutionRecord) -> None:
-        ...
+    def create(self, record: ExecutionRecord) -> None: ...
 
-    def load(self, arn: str) -> ExecutionRecord | None:
-        ...
+    def load(self, arn: str) -> ExecutionRecord | None: ...
 
     def commit(
         self,
@@ -176,8 +174,7 @@ class Store(Protocol):
         """The execution ARN and operation id of a callback id."""
         ...
 
-    def close(self) -> None:
-        ...
+    def close(self) -> None: ...
 
 
 class MemoryStore:
@@ -327,8 +324,7 @@ class SqliteStore:
             record = ExecutionRecord.from_header(json.loads(row[0]))
             seqs: dict[str, int] = {}
             for seq, op_id, body in self._db.execute(
-                "SELECT seq, id, body FROM operations WHERE arn = ? "
-                "ORDER BY seq",
+                "SELECT seq, id, body FROM operations WHERE arn = ? ORDER BY seq",
                 (arn,),
             ):
                 record.operations[op_id] = from_wire(json.loads(body), Operation)
@@ -369,9 +365,7 @@ class SqliteStore:
             seq = seqs.get(operation.id)
             if seq is None:
                 seq = seqs[operation.id] = len(seqs)
-            rows.append(
-                (record.arn, seq, operation.id, json.dumps(to_wire(operation)))
-            )
+            rows.append((record.arn, seq, operation.id, json.dumps(to_wire(operation))))
         self._db.executemany(
             "INSERT OR REPLACE INTO operations (arn, seq, id, body) "
             "VALUES (?, ?, ?, ?)",
@@ -379,10 +373,7 @@ class SqliteStore:
         )
         self._db.executemany(
             "INSERT INTO events (arn, event_id, body) VALUES (?, ?, ?)",
-            [
-                (record.arn, event["EventId"], _event_to_json(event))
-                for event in events
-            ],
+            [(record.arn, event["EventId"], _event_to_json(event)) for event in events],
         )
 
     def _transaction(self) -> _Transaction:

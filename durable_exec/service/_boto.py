@@ -63,9 +63,9 @@ from ..errors import (
     ValidationError,
 )
 from ..wire import (
-    OperationType,
     CheckpointResult,
     Operation,
+    OperationType,
     OperationUpdate,
     StatePage,
     from_wire,

@@ -28,8 +28,7 @@ class DurableServiceClient(Protocol):
         checkpoint_token: str,
         updates: Sequence[OperationUpdate],
         client_token: str | None = None,
-    ) -> CheckpointResult:
-        ...
+    ) -> CheckpointResult: ...
 
     def get_execution_state(
         self,
@@ -37,5 +36,4 @@ class DurableServiceClient(Protocol):
         checkpoint_token: str,
         marker: str | None = None,
         max_items: int | None = None,
-    ) -> StatePage:
-        ...
+    ) -> StatePage: ...

@@ -206,9 +206,7 @@ class RequirementReport:
 # Declaring handlers
 
 
-def requirement(
-    requirement_id: str, *, crash: bool = False
-) -> Callable[[H], H]:
+def requirement(requirement_id: str, *, crash: bool = False) -> Callable[[H], H]:
     """Declare that a durable handler serves a requirement.
 
     Put it above ``@durable_execution``; stack it to serve several ids.
@@ -224,8 +222,7 @@ def requirement(
     """
     if not isinstance(requirement_id, str) or not requirement_id:
         raise ValueError(
-            "requirement_id must be a non-empty string "
-            f"(got {requirement_id!r})"
+            f"requirement_id must be a non-empty string (got {requirement_id!r})"
         )
 
     def mark(handler: H) -> H:
@@ -490,9 +487,7 @@ def run_requirement(
     log_file = workdir / "workflow.log.jsonl"
     world = _OutsideWorld(requirement.callback_actions)
     try:
-        outcome = _execute(
-            requirement, handler_registration, workdir, log_file, world
-        )
+        outcome = _execute(requirement, handler_registration, workdir, log_file, world)
     except Exception as error:  # noqa: BLE001 - reported, not raised
         return RequirementReport(
             requirement.id,
@@ -507,9 +502,7 @@ def run_requirement(
     if errors:
         # Actions no callback took may be why.
         errors += world.notes()
-    return RequirementReport(
-        requirement.id, "failed" if errors else "passed", errors
-    )
+    return RequirementReport(requirement.id, "failed" if errors else "passed", errors)
 
 
 def _execute(
@@ -574,9 +567,7 @@ def _check_actions(actions: Sequence[Mapping[str, Any]]) -> list[str]:
                 f"(got {action.get('Delay')!r})"
             )
         payload = action.get("Payload")
-        if operation == "failure" and not isinstance(
-            payload, (Mapping, type(None))
-        ):
+        if operation == "failure" and not isinstance(payload, (Mapping, type(None))):
             problems.append(
                 f"{where}.Payload of a failure must be a mapping of "
                 f"ErrorType, ErrorMessage, ErrorData, StackTrace "
@@ -698,9 +689,7 @@ class _OutsideWorld:
                 return index, action
         return None
 
-    def _act(
-        self, index: int, action: Mapping[str, Any], callback_id: str
-    ) -> None:
+    def _act(self, index: int, action: Mapping[str, Any], callback_id: str) -> None:
         assert self._engine is not None
         del self._pending[index]
         operation = action["Operation"]
@@ -801,9 +790,7 @@ def _check(
             "nothing from outside"
         )
 
-    log_errors = match_logs(
-        requirement.expected_logs, log_lines, outcome.arn, bindings
-    )
+    log_errors = match_logs(requirement.expected_logs, log_lines, outcome.arn, bindings)
     return result_errors + history_errors + log_errors
 
 
@@ -845,8 +832,7 @@ def write_report(
     """Write ``{"results": [{"id", "status", "errors"}, ...]}`` as JSON."""
     document = {
         "results": [
-            {"id": r.id, "status": r.status, "errors": list(r.errors)}
-            for r in reports
+            {"id": r.id, "status": r.status, "errors": list(r.errors)} for r in reports
         ]
     }
     text = json.dumps(document, indent=2) + "\n"
@@ -911,9 +897,7 @@ def main(argv: list[str] | None = None) -> int:
         suites = [s.strip() for s in args.suite.split(",") if s.strip()]
 
     try:
-        reports = run_conformance(
-            args.requirements, args.handlers, suites=suites
-        )
+        reports = run_conformance(args.requirements, args.handlers, suites=suites)
     except (OSError, ImportError, ValueError) as error:
         print(f"durable-exec conformance: {error}", file=sys.stderr)
         return 2
@@ -922,9 +906,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{_LABELS[report.status]:<8}{report.id}")
         for message in report.errors:
             print(f"    {message}")
-    counts = {
-        status: sum(r.status == status for r in reports) for status in _LABELS
-    }
+    counts = {status: sum(r.status == status for r in reports) for status in _LABELS}
     print(
         f"{counts['passed']} passed, {counts['failed']} failed, "
         f"{counts['missing']} missing"

@@ -81,9 +81,7 @@ def callback_heartbeat_timeout(event: str, context: DurableContext) -> Any:
 
 @requirement("4-5")
 @durable_execution
-def callback_heartbeat_then_success(
-    event: str, context: DurableContext
-) -> Any:
+def callback_heartbeat_then_success(event: str, context: DurableContext) -> Any:
     """A heartbeat keeps the callback alive until its answer comes."""
     callback = context.create_callback(
         event, CallbackConfig(heartbeat_timeout=Duration.from_seconds(10))
@@ -190,13 +188,9 @@ class CountSerDes:
 
 @requirement("4-15")
 @durable_execution
-def typed_serdes_callback(
-    event: str, context: DurableContext
-) -> dict[str, Any]:
+def typed_serdes_callback(event: str, context: DurableContext) -> dict[str, Any]:
     """A custom serdes turns the answer into a typed object."""
-    callback = context.create_callback(
-        event, CallbackConfig(serdes=DeliverySerDes())
-    )
+    callback = context.create_callback(event, CallbackConfig(serdes=DeliverySerDes()))
     delivery = callback.result()
     return {
         "received": {
@@ -209,22 +203,16 @@ def typed_serdes_callback(
 
 @requirement("4-16")
 @durable_execution
-def numeric_serdes_callback(
-    event: str, context: DurableContext
-) -> dict[str, int]:
+def numeric_serdes_callback(event: str, context: DurableContext) -> dict[str, int]:
     """A custom serdes turns the answer into a number."""
-    callback = context.create_callback(
-        event, CallbackConfig(serdes=CountSerDes())
-    )
+    callback = context.create_callback(event, CallbackConfig(serdes=CountSerDes()))
     count = callback.result()
     return {"count": count, "doubled": count * 2}
 
 
 @requirement("4-17")
 @durable_execution
-def sequential_callbacks(
-    event: list[str], context: DurableContext
-) -> list[Any]:
+def sequential_callbacks(event: list[str], context: DurableContext) -> list[Any]:
     """Callback A is created and awaited, then callback B."""
     first = context.create_callback(event[0]).result()
     second = context.create_callback(event[1]).result()

@@ -88,9 +88,7 @@ def named_invoke(event: dict[str, Any], context: DurableContext) -> Any:
 
 @requirement("5-3")
 @durable_execution
-def invoke_complex_object(
-    event: dict[str, Any], context: DurableContext
-) -> Any:
+def invoke_complex_object(event: dict[str, Any], context: DurableContext) -> Any:
     """The echo target returns nested JSON unchanged."""
     return context.invoke("echo", event)
 
@@ -134,9 +132,7 @@ def invoke_then_wait(event: None, context: DurableContext) -> Any:
 
 @requirement("5-10")
 @durable_execution
-def failed_invoke_replays_its_error(
-    event: None, context: DurableContext
-) -> str:
+def failed_invoke_replays_its_error(event: None, context: DurableContext) -> str:
     """After the wait, the failed invoke raises its recorded error again."""
     try:
         context.invoke("reject")
@@ -206,9 +202,7 @@ class UpperCaseText:
 
 @requirement("5-15")
 @durable_execution
-def invoke_with_payload_serdes(
-    event: dict[str, Any], context: DurableContext
-) -> Any:
+def invoke_with_payload_serdes(event: dict[str, Any], context: DurableContext) -> Any:
     """A custom serdes upper-cases the payload before it is sent."""
     return context.invoke(
         "echo", event, config=InvokeConfig(payload_serdes=UpperCaseJson())

@@ -67,9 +67,7 @@ def fail_on_request(
     return item
 
 
-def upper(
-    ctx: DurableContext, item: str, index: int, items: Sequence[str]
-) -> str:
+def upper(ctx: DurableContext, item: str, index: int, items: Sequence[str]) -> str:
     """The item, upper-cased."""
     return item.upper()
 
@@ -117,9 +115,7 @@ def map_basic(event: list[str], context: DurableContext) -> list[str]:
 def items_only(event: list[int], context: DurableContext) -> list[int]:
     """An unnamed map that doubles each item directly."""
 
-    def double(
-        ctx: DurableContext, item: int, index: int, items: Sequence[int]
-    ) -> int:
+    def double(ctx: DurableContext, item: int, index: int, items: Sequence[int]) -> int:
         return item * 2
 
     return context.map(event, double, config=ONE_AT_A_TIME).get_results()
@@ -140,9 +136,7 @@ def fail_fast(event: None, context: DurableContext) -> dict[str, Any]:
 
 @requirement("9-6")
 @durable_execution
-def throw_if_error_fails_execution(
-    event: None, context: DurableContext
-) -> Any:
+def throw_if_error_fails_execution(event: None, context: DurableContext) -> Any:
     """A failed item, rethrown from the batch, fails the execution."""
     batch = context.map(
         ["fail", "never"],
@@ -169,9 +163,7 @@ def tolerated_failure(event: None, context: DurableContext) -> dict[str, Any]:
 
 @requirement("9-9")
 @durable_execution
-def tolerated_count_exceeded(
-    event: None, context: DurableContext
-) -> dict[str, Any]:
+def tolerated_count_exceeded(event: None, context: DurableContext) -> dict[str, Any]:
     """A second failure exceeds a tolerance of one and stops the map."""
     batch = context.map(
         ["fail", "fail", "never"],
@@ -184,9 +176,7 @@ def tolerated_count_exceeded(
 
 @requirement("9-10")
 @durable_execution
-def percentage_exceeded(
-    event: None, context: DurableContext
-) -> dict[str, Any]:
+def percentage_exceeded(event: None, context: DurableContext) -> dict[str, Any]:
     """Two failures of four items exceed a 25% tolerance."""
     batch = context.map(
         ["fail", "fail", "never", "never"],
@@ -248,9 +238,7 @@ class WrappedTextSerDes:
 def custom_item_serdes(event: None, context: DurableContext) -> list[str]:
     """Each item's result goes through a custom serdes and back."""
     config = MapConfig(max_concurrency=1, item_serdes=WrappedTextSerDes())
-    return context.map(
-        ["x", "y"], upper, name="serdes", config=config
-    ).get_results()
+    return context.map(["x", "y"], upper, name="serdes", config=config).get_results()
 
 
 @requirement("9-15")
@@ -298,18 +286,14 @@ def large_results(event: None, context: DurableContext) -> dict[str, int]:
 @durable_execution
 def map_then_wait(event: None, context: DurableContext) -> list[str]:
     """A wait after a map; replay takes the map from its checkpoint."""
-    batch = context.map(
-        ["a", "b"], upper, name="then-wait", config=ONE_AT_A_TIME
-    )
+    batch = context.map(["a", "b"], upper, name="then-wait", config=ONE_AT_A_TIME)
     context.wait(1)
     return batch.get_results()
 
 
 @requirement("9-18")
 @durable_execution
-def failed_map_then_wait(
-    event: None, context: DurableContext
-) -> dict[str, Any]:
+def failed_map_then_wait(event: None, context: DurableContext) -> dict[str, Any]:
     """A wait after a map with a tolerated failure, not rethrown."""
     batch = context.map(
         ["ok", "fail"],
@@ -328,14 +312,10 @@ class ResultListSerDes:
     comma-joined, and reads back as a batch of succeeded items.
     """
 
-    def serialize(
-        self, value: BatchResult[str], context: SerDesContext
-    ) -> str:
+    def serialize(self, value: BatchResult[str], context: SerDesContext) -> str:
         return "OPSERDE:" + ",".join(value.get_results())
 
-    def deserialize(
-        self, payload: str, context: SerDesContext
-    ) -> BatchResult[str]:
+    def deserialize(self, payload: str, context: SerDesContext) -> BatchResult[str]:
         text = payload.removeprefix("OPSERDE:")
         results = text.split(",") if text else []
         items = tuple(
@@ -350,20 +330,14 @@ class ResultListSerDes:
 def operation_serdes(event: None, context: DurableContext) -> list[str]:
     """The whole map result is checkpointed through a custom serdes."""
     config = MapConfig(max_concurrency=1, serdes=ResultListSerDes())
-    return context.map(
-        ["x", "y"], upper, name="op-serde", config=config
-    ).get_results()
+    return context.map(["x", "y"], upper, name="op-serde", config=config).get_results()
 
 
 @requirement("9-20")
 @durable_execution
-def operation_serdes_replayed(
-    event: None, context: DurableContext
-) -> list[str]:
+def operation_serdes_replayed(event: None, context: DurableContext) -> list[str]:
     """After a wait, the map is read back through its custom serdes."""
     config = MapConfig(max_concurrency=1, serdes=ResultListSerDes())
-    batch = context.map(
-        ["x", "y"], upper, name="op-serde-replay", config=config
-    )
+    batch = context.map(["x", "y"], upper, name="op-serde-replay", config=config)
     context.wait(1)
     return batch.get_results()

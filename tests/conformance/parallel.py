@@ -91,9 +91,7 @@ def parallel_basic(event: None, context: DurableContext) -> list[str]:
     def second(ctx: DurableContext) -> str:
         return ctx.step(task_2)
 
-    batch = context.parallel(
-        [first, second], name="parallel", config=ONE_AT_A_TIME
-    )
+    batch = context.parallel([first, second], name="parallel", config=ONE_AT_A_TIME)
     return batch.get_results()
 
 
@@ -174,9 +172,7 @@ def fail_fast(event: None, context: DurableContext) -> dict[str, Any]:
 
 @requirement("8-7")
 @durable_execution
-def throw_if_error_fails_execution(
-    event: None, context: DurableContext
-) -> Any:
+def throw_if_error_fails_execution(event: None, context: DurableContext) -> Any:
     """A failed branch, rethrown from the batch, fails the execution."""
 
     def never(ctx: DurableContext) -> str:
@@ -193,9 +189,7 @@ def throw_if_error_fails_execution(
 
 @requirement("8-8")
 @durable_execution
-def min_successful_stops_early(
-    event: None, context: DurableContext
-) -> dict[str, Any]:
+def min_successful_stops_early(event: None, context: DurableContext) -> dict[str, Any]:
     """Two successes of four branches are enough to stop the batch."""
 
     def branch(value: str) -> Callable[[DurableContext], str]:
@@ -218,9 +212,7 @@ def min_successful_stops_early(
 
 @requirement("8-10")
 @durable_execution
-def tolerated_count_exceeded(
-    event: None, context: DurableContext
-) -> dict[str, Any]:
+def tolerated_count_exceeded(event: None, context: DurableContext) -> dict[str, Any]:
     """A second failure exceeds a tolerance of one and stops the batch."""
 
     def never(ctx: DurableContext) -> str:
@@ -298,9 +290,7 @@ def replay_across_wait(event: None, context: DurableContext) -> list[str]:
         ctx.wait(2)
         return "b1"
 
-    batch = context.parallel(
-        [first, second], name="replay", config=ONE_AT_A_TIME
-    )
+    batch = context.parallel([first, second], name="replay", config=ONE_AT_A_TIME)
     return batch.get_results()
 
 
@@ -345,9 +335,7 @@ def all_branches_fail_within_tolerance(
 
 @requirement("8-17")
 @durable_execution
-def min_successful_not_reached(
-    event: None, context: DurableContext
-) -> dict[str, Any]:
+def min_successful_not_reached(event: None, context: DurableContext) -> dict[str, Any]:
     """Two successes never reach min_successful=3; every branch runs."""
 
     def ok(ctx: DurableContext) -> str:
@@ -398,9 +386,7 @@ def batch_accessors(event: None, context: DurableContext) -> dict[str, Any]:
 
 @requirement("8-22")
 @durable_execution
-def percentage_at_boundary(
-    event: None, context: DurableContext
-) -> dict[str, Any]:
+def percentage_at_boundary(event: None, context: DurableContext) -> dict[str, Any]:
     """One failure of four is 25%, which a 25% tolerance still allows."""
 
     def ok(ctx: DurableContext) -> str:

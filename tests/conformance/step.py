@@ -116,9 +116,7 @@ def uppercase_serdes_step(event: str, context: DurableContext) -> str:
     def return_input(step: StepContext) -> str:
         return event
 
-    return context.step(
-        return_input, config=StepConfig(serdes=UpperCaseSerDes())
-    )
+    return context.step(return_input, config=StepConfig(serdes=UpperCaseSerDes()))
 
 
 @requirement("1-8")
@@ -161,9 +159,7 @@ def step_retries_once(event: None, context: DurableContext) -> str:
             raise RuntimeError("first attempt fails")
         return "Operation succeeded"
 
-    retry = RetryStrategy.exponential(
-        max_attempts=3, initial_delay=1, jitter="NONE"
-    )
+    retry = RetryStrategy.exponential(max_attempts=3, initial_delay=1, jitter="NONE")
     return context.step(unreliable, config=StepConfig(retry_strategy=retry))
 
 
@@ -226,14 +222,10 @@ def retry_on_transient_error(event: None, context: DurableContext) -> str:
         jitter="NONE",
         retryable_error_types=[TransientError],
     )
-    return context.step(
-        flaky, config=StepConfig(retry_strategy=retry_on_transient)
-    )
+    return context.step(flaky, config=StepConfig(retry_strategy=retry_on_transient))
 
 
-def no_retry_on_transient_error(
-    error: BaseException, attempt: int
-) -> RetryDecision:
+def no_retry_on_transient_error(error: BaseException, attempt: int) -> RetryDecision:
     """Retry anything but a TransientError, up to 3 attempts."""
     if isinstance(error, TransientError) or attempt >= 3:
         return RetryDecision.stop()
@@ -255,9 +247,7 @@ def non_retryable_error_fails(event: None, context: DurableContext) -> str:
 
 @requirement("1-18", crash=True)
 @durable_execution
-def at_most_once_step_survives_crash(
-    event: str, context: DurableContext
-) -> str:
+def at_most_once_step_survives_crash(event: str, context: DurableContext) -> str:
     """An at-most-once step whose first attempt kills the process."""
     arn = context.durable_execution_arn
 

@@ -53,9 +53,7 @@ if not REQUIREMENTS_DIR.is_dir():
     )
 
 # A seeded source keeps the ${GEN_STR:N} inputs the same from run to run.
-REQUIREMENTS = load_requirements(
-    REQUIREMENTS_DIR, SUITES, rng=random.Random(20251201)
-)
+REQUIREMENTS = load_requirements(REQUIREMENTS_DIR, SUITES, rng=random.Random(20251201))
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +84,7 @@ def test_requirement(
 # -----------------------------------------------------------------------------
 # The command line
 
-DEMO_HANDLERS = '''\
+DEMO_HANDLERS = """\
 from durable_exec import DurableContext, durable_execution
 from durable_exec.testing.conformance import requirement
 
@@ -96,7 +94,7 @@ from durable_exec.testing.conformance import requirement
 @durable_execution
 def shout(event: str, context: DurableContext) -> str:
     return context.step(lambda step: event.upper(), name="shout")
-'''
+"""
 
 DEMO_REQUIREMENT = """\
 description: {description}
@@ -117,9 +115,7 @@ def write_demo(root: Path) -> tuple[Path, Path]:
     suite = root / "requirements" / "demo"
     suite.mkdir(parents=True)
     for rid, result in (("9-1", "ABC"), ("9-2", "abc"), ("9-3", "ABC")):
-        text = DEMO_REQUIREMENT.format(
-            description=f"demo {rid}", result=result
-        )
+        text = DEMO_REQUIREMENT.format(description=f"demo {rid}", result=result)
         (suite / f"{rid}.yaml").write_text(text)
     handlers = root / "handlers"
     handlers.mkdir()

@@ -95,9 +95,7 @@ def caught_rejection(event: str, context: DurableContext) -> Any:
 def submitter_retries_exhausted(event: str, context: DurableContext) -> Any:
     """The submitter fails twice, one second apart; then the operation
     fails without its callback ever being answered."""
-    twice = RetryStrategy.exponential(
-        max_attempts=2, initial_delay=1, jitter="NONE"
-    )
+    twice = RetryStrategy.exponential(max_attempts=2, initial_delay=1, jitter="NONE")
     return context.wait_for_callback(
         submit_failing,
         name=event,
@@ -117,9 +115,7 @@ def wait_for_callback_in_child(event: str, context: DurableContext) -> Any:
 
 @requirement("7-9")
 @durable_execution
-def sequential_waits_for_callbacks(
-    event: None, context: DurableContext
-) -> Any:
+def sequential_waits_for_callbacks(event: None, context: DurableContext) -> Any:
     """Two operations, each answered in its own invocation."""
     context.wait_for_callback(submit, name="first")
     return context.wait_for_callback(submit, name="second")

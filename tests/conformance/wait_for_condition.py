@@ -59,12 +59,8 @@ def failing(state: Any, step: StepContext) -> Any:
 @durable_execution
 def condition_already_met(event: int, context: DurableContext) -> int:
     """The input is already at the threshold: one check, no suspension."""
-    config = WaitForConditionConfig(
-        wait_strategy=at_least(5), initial_state=event
-    )
-    result: int = context.wait_for_condition(
-        lambda state, step: state, config
-    )
+    config = WaitForConditionConfig(wait_strategy=at_least(5), initial_state=event)
+    result: int = context.wait_for_condition(lambda state, step: state, config)
     return result
 
 
@@ -72,9 +68,7 @@ def condition_already_met(event: int, context: DurableContext) -> int:
 @durable_execution
 def custom_initial_state(event: int, context: DurableContext) -> int:
     """Counts from 5 up to the input, one check per invocation."""
-    config = WaitForConditionConfig(
-        wait_strategy=at_least(event), initial_state=5
-    )
+    config = WaitForConditionConfig(wait_strategy=at_least(event), initial_state=5)
     result: int = context.wait_for_condition(increment, config)
     return result
 
@@ -160,15 +154,11 @@ class TaggedText:
 def custom_state_serdes(event: None, context: DurableContext) -> str:
     """The state survives suspension through a custom serdes."""
     config = WaitForConditionConfig(
-        wait_strategy=WaitStrategy.fixed(
-            1, until=lambda state: len(state) >= 2
-        ),
+        wait_strategy=WaitStrategy.fixed(1, until=lambda state: len(state) >= 2),
         initial_state="",
         serdes=TaggedText(),
     )
-    result: str = context.wait_for_condition(
-        lambda state, step: state + "x", config
-    )
+    result: str = context.wait_for_condition(lambda state, step: state + "x", config)
     return result
 
 
@@ -176,9 +166,7 @@ def custom_state_serdes(event: None, context: DurableContext) -> str:
 @durable_execution
 def condition_then_step(event: int, context: DurableContext) -> int:
     """The final state feeds a step that multiplies it by ten."""
-    config = WaitForConditionConfig(
-        wait_strategy=at_least(event), initial_state=0
-    )
+    config = WaitForConditionConfig(wait_strategy=at_least(event), initial_state=0)
     reached: int = context.wait_for_condition(increment, config)
     return context.step(lambda _: reached * 10, name="multiply")
 

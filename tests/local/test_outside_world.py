@@ -141,9 +141,7 @@ def test_answer_after_the_timeout_is_refused_and_changes_nothing(
 
     assert result.status is ExecutionStatus.SUCCEEDED
     assert result.result == "timed out: Callback.Timeout"
-    assert [type(error) for error in answers.refusals] == [
-        CallbackTimeoutException
-    ]
+    assert [type(error) for error in answers.refusals] == [CallbackTimeoutException]
     assert answers.unchanged == [True]
     assert len(_of(result.history, "CallbackTimedOut")) == 1
     assert not _of(result.history, "CallbackSucceeded")
@@ -201,12 +199,8 @@ def test_an_answered_callback_refuses_a_second_answer(
 
     def answer_twice(callback_id: str) -> None:
         local.send_callback_success(callback_id, '"first"')
-        local.schedule(
-            5, lambda: answers.send("success", callback_id, arn)
-        )
-        local.schedule(
-            6, lambda: answers.send("heartbeat", callback_id, arn)
-        )
+        local.schedule(5, lambda: answers.send("success", callback_id, arn))
+        local.schedule(6, lambda: answers.send("heartbeat", callback_id, arn))
 
     local.on_callback("once", answer_twice, delay_seconds=1)
     result = local.drive(arn)
@@ -276,9 +270,7 @@ def test_callback_ids_differ_and_do_not_come_from_the_operation(
 # -- heartbeats -----------------------------------------------------------------
 
 
-def test_heartbeats_keep_a_callback_alive(
-    local: LocalEngine, place: str
-) -> None:
+def test_heartbeats_keep_a_callback_alive(local: LocalEngine, place: str) -> None:
     """Heartbeats every 4 s keep a callback with a 5 s heartbeat timeout
     open for 20 s, four timeouts long, until its answer comes."""
 
@@ -296,9 +288,7 @@ def test_heartbeats_keep_a_callback_alive(
                 second,
                 lambda: local.send_callback_heartbeat(callback_id),
             )
-        local.schedule(
-            20, lambda: local.send_callback_success(callback_id, '"done"')
-        )
+        local.schedule(20, lambda: local.send_callback_success(callback_id, '"done"'))
 
     local.on_callback("slow", keep_alive)
     result = local.run(workflow)

@@ -17,7 +17,7 @@ from durable_exec.testing.conformance import (
     run_requirement,
 )
 
-HANDLERS = '''\
+HANDLERS = """\
 from durable_exec import (
     CallbackConfig,
     DurableContext,
@@ -76,7 +76,7 @@ def echo(event, context):
 def sleepy(event, context: DurableContext):
     context.wait(Duration.from_seconds(60))
     return "awake"
-'''
+"""
 
 CALLBACKS = """\
 description: two callbacks
@@ -222,8 +222,7 @@ def test_a_callback_no_action_names_fails_the_requirement(
           Operation: success
           Payload: a
         """,
-        '["a", "Callback.Heartbeat: no heartbeat came within the heartbeat '
-        'timeout"]',
+        '["a", "Callback.Heartbeat: no heartbeat came within the heartbeat timeout"]',
     )
 
     assert not report.passed
@@ -247,8 +246,7 @@ def test_an_action_due_after_the_end_fails_the_requirement(
           Payload: late
           Delay: 10
         """,
-        '["a", "Callback.Heartbeat: no heartbeat came within the heartbeat '
-        'timeout"]',
+        '["a", "Callback.Heartbeat: no heartbeat came within the heartbeat timeout"]',
     )
 
     assert not report.passed
