@@ -318,6 +318,26 @@ class DurableContext:
         )
         return AttemptHooks(plugins, start)
 
+    def _update(
+        self,
+        op_id: str,
+        type: OperationType,
+        sub_type: str,
+        name: str | None,
+        action: OperationAction,
+        **details: Any,
+    ) -> OperationUpdate:
+        """An update to an operation of this context."""
+        return OperationUpdate(
+            id=op_id,
+            type=type,
+            action=action,
+            parent_id=self._parent_id,
+            name=name,
+            sub_type=sub_type,
+            **details,
+        )
+
     def _checkpoint(self, update: OperationUpdate, *, wait: bool = True) -> None:
         self._state.checkpoint(update, wait=wait, scope=self._scope)
 
@@ -432,13 +452,12 @@ class DurableContext:
         """Run one attempt of a step that is not recorded as finished."""
         if needs_start:
             self._checkpoint(
-                OperationUpdate(
-                    id=op_id,
-                    type=OperationType.STEP,
-                    action=OperationAction.START,
-                    parent_id=self._parent_id,
-                    name=name,
-                    sub_type=OperationSubType.STEP,
+                self._update(
+                    op_id,
+                    OperationType.STEP,
+                    OperationSubType.STEP,
+                    name,
+                    OperationAction.START,
                 )
             )
 
@@ -461,13 +480,12 @@ class DurableContext:
             raise StepError(str(error), error_type=type(error).__name__) from error
 
         self._checkpoint(
-            OperationUpdate(
-                id=op_id,
-                type=OperationType.STEP,
-                action=OperationAction.SUCCEED,
-                parent_id=self._parent_id,
-                name=name,
-                sub_type=OperationSubType.STEP,
+            self._update(
+                op_id,
+                OperationType.STEP,
+                OperationSubType.STEP,
+                name,
+                OperationAction.SUCCEED,
                 payload=payload,
             )
         )
@@ -493,13 +511,12 @@ class DurableContext:
                 decision.delay_seconds,
             )
             self._checkpoint(
-                OperationUpdate(
-                    id=op_id,
-                    type=OperationType.STEP,
-                    action=OperationAction.RETRY,
-                    parent_id=self._parent_id,
-                    name=name,
-                    sub_type=OperationSubType.STEP,
+                self._update(
+                    op_id,
+                    OperationType.STEP,
+                    OperationSubType.STEP,
+                    name,
+                    OperationAction.RETRY,
                     error=recorded,
                     step_options=StepOptions(decision.delay_seconds),
                 )
@@ -508,13 +525,12 @@ class DurableContext:
                 f"step {op_id} retries in {decision.delay_seconds} s"
             )
         self._checkpoint(
-            OperationUpdate(
-                id=op_id,
-                type=OperationType.STEP,
-                action=OperationAction.FAIL,
-                parent_id=self._parent_id,
-                name=name,
-                sub_type=OperationSubType.STEP,
+            self._update(
+                op_id,
+                OperationType.STEP,
+                OperationSubType.STEP,
+                name,
+                OperationAction.FAIL,
                 error=recorded,
             )
         )
@@ -530,14 +546,8 @@ class DurableContext:
     ) -> ErrorObject:
         recorded = error_object_from_exception(error)
         self._checkpoint(
-            OperationUpdate(
-                id=op_id,
-                type=type,
-                action=OperationAction.FAIL,
-                parent_id=self._parent_id,
-                name=name,
-                sub_type=sub_type,
-                error=recorded,
+            self._update(
+                op_id, type, sub_type, name, OperationAction.FAIL, error=recorded
             )
         )
         return recorded
@@ -567,13 +577,12 @@ class DurableContext:
                 op_id, OperationType.WAIT, OperationSubType.WAIT, name
             ):
                 self._checkpoint(
-                    OperationUpdate(
-                        id=op_id,
-                        type=OperationType.WAIT,
-                        action=OperationAction.START,
-                        parent_id=self._parent_id,
-                        name=name,
-                        sub_type=OperationSubType.WAIT,
+                    self._update(
+                        op_id,
+                        OperationType.WAIT,
+                        OperationSubType.WAIT,
+                        name,
+                        OperationAction.START,
                         wait_options=WaitOptions(seconds),
                     )
                 )
@@ -656,13 +665,12 @@ class DurableContext:
                 # Queued, not awaited: the first durable operation inside
                 # (or the context's completion) carries it, in order.
                 self._checkpoint(
-                    OperationUpdate(
-                        id=op_id,
-                        type=OperationType.CONTEXT,
-                        action=OperationAction.START,
-                        parent_id=self._parent_id,
-                        name=name,
-                        sub_type=sub_type,
+                    self._update(
+                        op_id,
+                        OperationType.CONTEXT,
+                        sub_type,
+                        name,
+                        OperationAction.START,
                     ),
                     wait=False,
                 )
@@ -719,13 +727,12 @@ class DurableContext:
             payload = summary(result)
             options = ContextOptions(replay_children=True)
         self._checkpoint(
-            OperationUpdate(
-                id=op_id,
-                type=OperationType.CONTEXT,
-                action=OperationAction.SUCCEED,
-                parent_id=self._parent_id,
-                name=name,
-                sub_type=sub_type,
+            self._update(
+                op_id,
+                OperationType.CONTEXT,
+                sub_type,
+                name,
+                OperationAction.SUCCEED,
                 payload=payload,
                 context_options=options,
             )
@@ -759,13 +766,12 @@ class DurableContext:
                 op_id, OperationType.CALLBACK, OperationSubType.CALLBACK, name
             ):
                 self._checkpoint(
-                    OperationUpdate(
-                        id=op_id,
-                        type=OperationType.CALLBACK,
-                        action=OperationAction.START,
-                        parent_id=self._parent_id,
-                        name=name,
-                        sub_type=OperationSubType.CALLBACK,
+                    self._update(
+                        op_id,
+                        OperationType.CALLBACK,
+                        OperationSubType.CALLBACK,
+                        name,
+                        OperationAction.START,
                         callback_options=CallbackOptions(
                             timeout_seconds=config.timeout_seconds,
                             heartbeat_timeout_seconds=config.heartbeat_timeout_seconds,
@@ -900,13 +906,12 @@ class DurableContext:
                         f"at most {_MAX_INVOKE_PAYLOAD_BYTES:,}"
                     )
                 self._checkpoint(
-                    OperationUpdate(
-                        id=op_id,
-                        type=OperationType.CHAINED_INVOKE,
-                        action=OperationAction.START,
-                        parent_id=self._parent_id,
-                        name=name,
-                        sub_type=OperationSubType.CHAINED_INVOKE,
+                    self._update(
+                        op_id,
+                        OperationType.CHAINED_INVOKE,
+                        OperationSubType.CHAINED_INVOKE,
+                        name,
+                        OperationAction.START,
                         payload=text,
                         chained_invoke_options=ChainedInvokeOptions(
                             function_name, config.tenant_id
