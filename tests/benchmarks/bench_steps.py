@@ -6,7 +6,12 @@ and prints the time per step (best of several rounds) and the ratio
 between the two. Each step is checkpointed as the service would see it:
 a START and a SUCCEED, each acknowledged before the step returns.
 
+Where the AWS reference SDK and its local test runner are installed (the
+``test`` extra brings them), the same workflow written with them runs too,
+with fewer steps as it is slower, and its ratio to ours is printed.
+
     python tests/benchmarks/bench_steps.py [--steps 1000] [--rounds 5]
+        [--reference-steps 200]
 """
 
 from __future__ import annotations
@@ -43,10 +48,42 @@ def measure(engine: LocalEngine, steps: int) -> float:
     return elapsed / steps
 
 
+def measure_reference(steps: int) -> float | None:
+    """Seconds per step of the reference SDK on its local runner."""
+    try:
+        from aws_durable_execution_sdk_python import (
+            durable_execution as reference_execution,
+        )
+        from aws_durable_execution_sdk_python_testing import (
+            DurableFunctionTestRunner,
+        )
+    except ImportError:
+        return None
+
+    @reference_execution  # type: ignore[misc]
+    def handler(event: object, context: object) -> int:
+        total = 0
+        for index in range(steps):
+            total += context.step(lambda _, i=index: i, name="add")  # type: ignore[attr-defined]
+        return total
+
+    runner = DurableFunctionTestRunner(handler=handler, poll_interval=0.01)
+    try:
+        started = time.perf_counter()
+        result = runner.run(input="null", execution_timeout=600)
+        elapsed = time.perf_counter() - started
+    finally:
+        runner.close()
+    if str(result.result) != str(steps * (steps - 1) // 2):
+        raise SystemExit(f"reference gave {result.result!r}")
+    return elapsed / steps
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--reference-steps", type=int, default=200)
     args = parser.parse_args()
 
     memory: list[float] = []
@@ -69,6 +106,19 @@ def main() -> None:
     show("in-memory", memory)
     show("sqlite", sqlite)
     print(f"sqlite / in-memory (best): {min(sqlite) / min(memory):.2f}x")
+
+    reference = measure_reference(args.reference_steps)
+    if reference is None:
+        print("reference SDK not installed; no side-by-side figure")
+        return
+    print(
+        f"reference SDK, local runner, {args.reference_steps} steps: "
+        f"{reference * 1e6:8.1f} us/step"
+    )
+    print(
+        f"reference / ours: {reference / min(memory):.1f}x (in-memory), "
+        f"{reference / min(sqlite):.1f}x (sqlite)"
+    )
 
 
 if __name__ == "__main__":
