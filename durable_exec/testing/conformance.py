@@ -445,6 +445,7 @@ def run_requirement(
     handler_registration: HandlerRegistration | None,
     *,
     workdir: str | os.PathLike[str],
+    over_http: bool = False,
 ) -> RequirementReport:
     """Run one requirement's handler and check the execution.
 
@@ -468,6 +469,9 @@ def run_requirement(
         requirement: The requirement to check.
         handler_registration: Its handler; ``None`` reports it missing.
         workdir: A folder of its own for the store, log and scratch files.
+        over_http: serve the engine over HTTP and have the SDK reach it
+            through boto3, as it reaches the service (crash handlers, which
+            run in a subprocess on the store, excepted).
 
     Returns:
         The report; it never raises for a handler that misbehaves.
@@ -487,7 +491,9 @@ def run_requirement(
     log_file = workdir / "workflow.log.jsonl"
     world = _OutsideWorld(requirement.callback_actions)
     try:
-        outcome = _execute(requirement, handler_registration, workdir, log_file, world)
+        outcome = _execute(
+            requirement, handler_registration, workdir, log_file, world, over_http
+        )
     except Exception as error:  # noqa: BLE001 - reported, not raised
         return RequirementReport(
             requirement.id,
@@ -511,41 +517,66 @@ def _execute(
     workdir: Path,
     log_file: Path,
     world: _OutsideWorld,
+    over_http: bool = False,
 ) -> ExecutionResult:
     """Drive the handler's execution as far as it goes, with the outside
     world playing its part."""
-    mode = "subprocess" if registration.crash else "in_process"
-    engine = LocalEngine(
-        workdir / "executions.sqlite3", skip_time=True, invocation_mode=mode
+    store = workdir / "executions.sqlite3"
+    with contextlib.ExitStack() as stack:
+        if over_http and not registration.crash:
+            # The SDK's checkpoints go through boto3 and HTTP to the same
+            # engine, as they would to the service.
+            from ..local import DurableExecutionServer
+
+            server = stack.enter_context(
+                DurableExecutionServer(store=store, skip_time=True, sdk_over_http=True)
+            )
+            engine = server.local
+            engine.skip_callback_timeouts = True
+        else:
+            mode = "subprocess" if registration.crash else "in_process"
+            engine = stack.enter_context(
+                LocalEngine(store, skip_time=True, invocation_mode=mode)
+            )
+        stack.enter_context(_environment(SCRATCH_ENV, str(workdir / "scratch")))
+        return _drive_requirement(requirement, registration, engine, log_file, world)
+
+
+def _drive_requirement(
+    requirement: Requirement,
+    registration: HandlerRegistration,
+    engine: LocalEngine,
+    log_file: Path,
+    world: _OutsideWorld,
+) -> ExecutionResult:
+    """Register the handler and its invoke targets, and drive it."""
+    engine.log_file = log_file
+    # A subprocess loads the handler by reference; in this process the
+    # loaded object serves.
+    handler: DurableHandler[Any, Any] | str = (
+        registration.ref if registration.crash else registration.handler
     )
-    with engine, _environment(SCRATCH_ENV, str(workdir / "scratch")):
-        engine.log_file = log_file
-        # A subprocess loads the handler by reference; in this process the
-        # loaded object serves.
-        handler: DurableHandler[Any, Any] | str = (
-            registration.ref if registration.crash else registration.handler
-        )
-        for target in registration.targets:
-            if (
-                target.name == registration.function_name
-                and target.function is not registration.handler
-            ):
-                raise ValueError(
-                    f"invoke target {target.name!r} ({target.ref}) has the "
-                    f"function name of the handler {registration.ref}"
-                )
-            if target.execution_timeout is None:
-                engine.register(target.name, target.function)
-            else:
-                engine.register(
-                    target.name,
-                    target.function,
-                    execution_timeout=target.execution_timeout,
-                )
-        engine.register(registration.function_name, handler)
-        arn = engine.start(registration.function_name, requirement.input)
-        world.attach(engine, arn)
-        return engine.drive(arn)
+    for target in registration.targets:
+        if (
+            target.name == registration.function_name
+            and target.function is not registration.handler
+        ):
+            raise ValueError(
+                f"invoke target {target.name!r} ({target.ref}) has the "
+                f"function name of the handler {registration.ref}"
+            )
+        if target.execution_timeout is None:
+            engine.register(target.name, target.function)
+        else:
+            engine.register(
+                target.name,
+                target.function,
+                execution_timeout=target.execution_timeout,
+            )
+    engine.register(registration.function_name, handler)
+    arn = engine.start(registration.function_name, requirement.input)
+    world.attach(engine, arn)
+    return engine.drive(arn)
 
 
 def _check_actions(actions: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -799,6 +830,7 @@ def run_conformance(
     handlers_path: str | os.PathLike[str],
     *,
     suites: Sequence[str] | None = None,
+    over_http: bool = False,
 ) -> list[RequirementReport]:
     """Run every requirement of the chosen suites.
 
@@ -806,6 +838,7 @@ def run_conformance(
         requirements_dir: The folder holding one folder per suite.
         handlers_path: A handler file or folder, for :func:`load_handlers`.
         suites: The suites to run; all when ``None``.
+        over_http: as for :func:`run_requirement`.
 
     Returns:
         One report per requirement, in requirement order.
@@ -821,6 +854,7 @@ def run_conformance(
                     item,
                     registrations.get(item.id),
                     workdir=Path(root) / item.suite / item.id,
+                    over_http=over_http,
                 )
             )
     return reports
