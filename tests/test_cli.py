@@ -6,15 +6,14 @@ import datetime as _dt
 import json
 import sys
 import types
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
+from cli_support import Cli, error_line
 
 import durable_exec.testing
-from durable_exec.cli import main
 from durable_exec.local import LocalEngine
 from durable_exec.wire import ExecutionStatus
 
@@ -75,52 +74,11 @@ def plain(event, context):
 """
 
 
-@attrs.frozen
-class Outcome:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-Cli = Callable[..., Outcome]
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> str:
-    return str(tmp_path / "store.sqlite3")
-
-
 @pytest.fixture
 def workflows(tmp_path: Path) -> Path:
     path = tmp_path / "workflows.py"
     path.write_text(COUNTING, encoding="utf-8")
     return path
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
-    def run(*argv: str) -> Outcome:
-        capsys.readouterr()
-        code = main(list(argv))
-        captured = capsys.readouterr()
-        return Outcome(code, captured.out, captured.err)
-
-    return run
-
-
-def _error_line(outcome: Outcome) -> str:
-    assert outcome.code == 2, outcome
-    assert "Traceback" not in outcome.err
-    lines = [
-        line
-        for line in outcome.err.splitlines()
-        if line.startswith("durable-exec: error: ")
-    ]
-    assert len(lines) == 1, outcome.err
-    return lines[0]
 
 
 # -- run ----------------------------------------------------------------------
@@ -238,7 +196,7 @@ def test_rerun_with_another_input_is_refused(
         "run", f"{workflows}:handler", "--input", '{"count": "other"}', *common
     )
 
-    assert "exists with another input" in _error_line(outcome)
+    assert "exists with another input" in error_line(outcome)
 
 
 def test_failed_execution_exits_1_with_the_error(
@@ -433,7 +391,7 @@ def test_bad_input_json_names_the_flag_and_value(cli: Cli, store: str) -> None:
     """--input that is not JSON is an error naming the flag and the text."""
     outcome = cli("run", f"{HELLO}:handler", "--input", "{name: Ada}", "--store", store)
 
-    line = _error_line(outcome)
+    line = error_line(outcome)
     assert "--input must be JSON" in line
     assert "'{name: Ada}'" in line
 
@@ -443,7 +401,7 @@ def test_unknown_handler_file_is_an_error(cli: Cli, store: str, tmp_path: Path) 
     missing = tmp_path / "missing.py"
     outcome = cli("run", f"{missing}:handler", "--input", "{}", "--store", store)
 
-    assert repr(str(missing)) in _error_line(outcome)
+    assert repr(str(missing)) in error_line(outcome)
 
 
 def test_unknown_handler_attribute_is_an_error(
@@ -452,7 +410,7 @@ def test_unknown_handler_attribute_is_an_error(
     """An attribute the file does not have is an error, exit 2."""
     outcome = cli("run", f"{workflows}:nothing", "--input", "{}", "--store", store)
 
-    assert "has no attribute 'nothing'" in _error_line(outcome)
+    assert "has no attribute 'nothing'" in error_line(outcome)
 
 
 def test_non_durable_attribute_is_an_error(
@@ -461,7 +419,7 @@ def test_non_durable_attribute_is_an_error(
     """A plain function is refused: it needs @durable_execution."""
     outcome = cli("run", f"{workflows}:plain", "--input", "{}", "--store", store)
 
-    assert "@durable_execution" in _error_line(outcome)
+    assert "@durable_execution" in error_line(outcome)
 
 
 def test_handler_reference_without_colon_is_an_error(
@@ -470,7 +428,7 @@ def test_handler_reference_without_colon_is_an_error(
     """A reference without ':HANDLER' is an error, exit 2."""
     outcome = cli("run", str(workflows), "--input", "{}", "--store", store)
 
-    assert "FILE_OR_MODULE:HANDLER" in _error_line(outcome)
+    assert "FILE_OR_MODULE:HANDLER" in error_line(outcome)
 
 
 def test_handler_file_that_raises_on_import_is_an_error(
@@ -482,7 +440,7 @@ def test_handler_file_that_raises_on_import_is_an_error(
 
     outcome = cli("run", f"{broken}:handler", "--input", "{}", "--store", store)
 
-    line = _error_line(outcome)
+    line = error_line(outcome)
     assert "cannot load handler" in line
     assert "no such thing" in line
 
@@ -500,7 +458,7 @@ def test_invalid_execution_name_is_an_error(cli: Cli, store: str) -> None:
         "no spaces",
     )
 
-    assert "'no spaces'" in _error_line(outcome)
+    assert "'no spaces'" in error_line(outcome)
 
 
 def test_subprocess_needs_a_store_on_disk(cli: Cli) -> None:
@@ -515,7 +473,7 @@ def test_subprocess_needs_a_store_on_disk(cli: Cli) -> None:
         "--subprocess",
     )
 
-    assert "--subprocess needs a store on disk" in _error_line(outcome)
+    assert "--subprocess needs a store on disk" in error_line(outcome)
 
 
 def test_missing_command_is_a_usage_error(cli: Cli) -> None:
@@ -638,7 +596,7 @@ def test_history_of_unknown_execution_is_an_error(cli: Cli, store: str) -> None:
 
     outcome = cli("history", "nobody", "--store", store)
 
-    assert "no execution is named 'nobody'" in _error_line(outcome)
+    assert "no execution is named 'nobody'" in error_line(outcome)
 
 
 def test_history_without_a_store_file_is_an_error(cli: Cli, tmp_path: Path) -> None:
@@ -647,7 +605,7 @@ def test_history_without_a_store_file_is_an_error(cli: Cli, tmp_path: Path) -> N
 
     outcome = cli("history", "x", "--store", str(missing))
 
-    assert "does not exist" in _error_line(outcome)
+    assert "does not exist" in error_line(outcome)
     assert not missing.exists()
 
 

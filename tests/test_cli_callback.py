@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import attrs
 import pytest
-
-from durable_exec.cli import main
+from cli_support import Cli, error_line
 
 WORKFLOWS = """
 from durable_exec import CallbackConfig, Duration, durable_execution
@@ -29,52 +26,11 @@ def impatient(event, context):
 """
 
 
-@attrs.frozen
-class Outcome:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-Cli = Callable[..., Outcome]
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> str:
-    return str(tmp_path / "store.sqlite3")
-
-
 @pytest.fixture
 def workflows(tmp_path: Path) -> Path:
     path = tmp_path / "workflows.py"
     path.write_text(WORKFLOWS, encoding="utf-8")
     return path
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
-    def run(*argv: str) -> Outcome:
-        capsys.readouterr()
-        code = main(list(argv))
-        captured = capsys.readouterr()
-        return Outcome(code, captured.out, captured.err)
-
-    return run
-
-
-def _error_line(outcome: Outcome) -> str:
-    assert outcome.code == 2, outcome
-    assert "Traceback" not in outcome.err
-    lines = [
-        line
-        for line in outcome.err.splitlines()
-        if line.startswith("durable-exec: error: ")
-    ]
-    assert len(lines) == 1, outcome.err
-    return lines[0]
 
 
 def _events(cli: Cli, store: str, name: str) -> list[dict[str, Any]]:
@@ -247,7 +203,7 @@ def test_unknown_callback_id_is_an_error(cli: Cli, store: str, workflows: Path) 
 
     outcome = cli("callback", "succeed", "bm9wZQ==", "--store", store)
 
-    assert "no callback has the id 'bm9wZQ=='" in _error_line(outcome)
+    assert "no callback has the id 'bm9wZQ=='" in error_line(outcome)
 
 
 def test_answered_callback_is_closed(cli: Cli, store: str, workflows: Path) -> None:
@@ -258,7 +214,7 @@ def test_answered_callback_is_closed(cli: Cli, store: str, workflows: Path) -> N
 
     for answer in ("succeed", "fail", "heartbeat"):
         outcome = cli("callback", answer, callback_id, "--store", store)
-        assert "is closed" in _error_line(outcome)
+        assert "is closed" in error_line(outcome)
 
 
 def test_callback_of_an_ended_execution_is_closed(
@@ -281,7 +237,7 @@ def test_callback_of_an_ended_execution_is_closed(
 
     outcome = cli("callback", "succeed", callback_id, "--store", store)
 
-    assert "is closed" in _error_line(outcome)
+    assert "is closed" in error_line(outcome)
     assert _events(cli, store, "late") == before
 
 
@@ -293,7 +249,7 @@ def test_result_must_be_json(cli: Cli, store: str, workflows: Path) -> None:
         "callback", "succeed", callback_id, "--result", "{nope", "--store", store
     )
 
-    assert "--result must be JSON" in _error_line(outcome)
+    assert "--result must be JSON" in error_line(outcome)
     again = cli("callback", "succeed", callback_id, "--store", store)
     assert again.code == 0, again.err
 
@@ -302,7 +258,7 @@ def test_missing_store_is_an_error(cli: Cli, tmp_path: Path) -> None:
     """Answering into a store that does not exist is an error, exit 2."""
     outcome = cli("callback", "succeed", "abc", "--store", str(tmp_path / "none.db"))
 
-    assert "does not exist" in _error_line(outcome)
+    assert "does not exist" in error_line(outcome)
 
 
 def test_options_belong_to_their_answer(cli: Cli, store: str) -> None:
