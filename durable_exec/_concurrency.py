@@ -23,6 +23,9 @@ Guarantees
   again: its outcome is read from its checkpoint, in the coordinator.
 * When every unit in flight is suspended and no other may start, the
   batch suspends: the invocation ends, and replay brings it back here.
+  Before that, a suspended unit whose wait, retry or callback a
+  checkpoint reply has since completed runs again: the service owes no
+  invocation for a change it already delivered.
 
 Coordinator-only state (``_outcomes``, counters) needs no lock: worker
 threads hand their results over through a queue. ``_Batch._gate`` orders
@@ -243,14 +246,11 @@ class _Batch:
         unit: Unit,
         outcomes: list[tuple[Any, BaseException | None]] | None,
         failure: OperationError | None,
-        status: BatchItemStatus | None = None,
     ) -> tuple[BatchItem[Any], ...]:
         items: list[BatchItem[Any]] = []
         for position, index in enumerate(unit.items):
             name = unit.item_names[position]
-            if status is BatchItemStatus.STARTED:
-                items.append(BatchItem(index, BatchItemStatus.STARTED, name=name))
-            elif failure is not None:
+            if failure is not None:
                 items.append(
                     BatchItem(index, BatchItemStatus.FAILED, error=failure, name=name)
                 )
@@ -273,6 +273,14 @@ class _Batch:
                         )
                     )
         return tuple(items)
+
+    @staticmethod
+    def _started(unit: Unit) -> list[BatchItem[Any]]:
+        """The unit's items as running when the batch was decided."""
+        return [
+            BatchItem(index, BatchItemStatus.STARTED, name=unit.item_names[position])
+            for position, index in enumerate(unit.items)
+        ]
 
     def replayed(self, unit: Unit) -> tuple[BatchItem[Any], ...] | None:
         """A NESTED unit's outcome read from its checkpoint, if finished."""
@@ -559,18 +567,9 @@ class _Batch:
         # Units still in flight when the policy was decided ran, but their
         # outcome came too late to count: they are reported as started.
         # Those still queued on the pool never began: they are absent.
-        for index in sorted(in_flight):
-            if index not in self.began:
-                continue
-            for position, item_index in enumerate(units[index].items):
-                self.outcomes.setdefault(
-                    item_index,
-                    BatchItem(
-                        item_index,
-                        BatchItemStatus.STARTED,
-                        name=units[index].item_names[position],
-                    ),
-                )
+        for index in sorted(in_flight & self.began):
+            for item in self._started(units[index]):
+                self.outcomes.setdefault(item.index, item)
         return BatchResult.from_items(list(self.outcomes.values()), decided, self.kind)
 
     def rebuild(self, summary: dict[str, Any]) -> BatchResult[Any]:
@@ -586,12 +585,8 @@ class _Batch:
             if code == "-":
                 continue
             if code == "R":
-                for position, item_index in enumerate(unit.items):
-                    self.outcomes[item_index] = BatchItem(
-                        item_index,
-                        BatchItemStatus.STARTED,
-                        name=unit.item_names[position],
-                    )
+                for item in self._started(unit):
+                    self.outcomes[item.index] = item
                 continue
             items = self.replayed(unit)
             if items is None:
