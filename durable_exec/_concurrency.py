@@ -81,7 +81,6 @@ from .wire import (
     OperationAction,
     OperationStatus,
     OperationType,
-    OperationUpdate,
     from_wire,
     to_wire,
 )
@@ -730,7 +729,10 @@ def run_batch(
     if operation is not None and operation.status is OperationStatus.SUCCEEDED:
         details = operation.context_details
         if not (details and details.replay_children):
-            return deserialize(serdes, operation.result, serdes_context)  # type: ignore[no-any-return]
+            recorded: BatchResult[Any] = deserialize(
+                serdes, operation.result, serdes_context
+            )
+            return recorded
         summary = json.loads(operation.result or "{}")
         result = batch.rebuild(summary)
         text = serialize(serdes, result, serdes_context)
@@ -741,13 +743,8 @@ def run_batch(
     with ctx._operation(op_id, OperationType.CONTEXT, sub_type, name):
         if operation is None:
             ctx._checkpoint(
-                OperationUpdate(
-                    id=op_id,
-                    type=OperationType.CONTEXT,
-                    action=OperationAction.START,
-                    parent_id=ctx._parent_id,
-                    name=name,
-                    sub_type=sub_type,
+                ctx._update(
+                    op_id, OperationType.CONTEXT, sub_type, name, OperationAction.START
                 ),
                 wait=False,
             )
@@ -779,13 +776,12 @@ def _run_and_record(
     except SerDesError as error:
         recorded = error_object_from_exception(error)
         ctx._checkpoint(
-            OperationUpdate(
-                id=op_id,
-                type=OperationType.CONTEXT,
-                action=OperationAction.FAIL,
-                parent_id=ctx._parent_id,
-                name=name,
-                sub_type=sub_type,
+            ctx._update(
+                op_id,
+                OperationType.CONTEXT,
+                sub_type,
+                name,
+                OperationAction.FAIL,
                 error=recorded,
             )
         )
@@ -795,13 +791,12 @@ def _run_and_record(
         payload = _summary(result, units)
         options = ContextOptions(replay_children=True)
     ctx._checkpoint(
-        OperationUpdate(
-            id=op_id,
-            type=OperationType.CONTEXT,
-            action=OperationAction.SUCCEED,
-            parent_id=ctx._parent_id,
-            name=name,
-            sub_type=sub_type,
+        ctx._update(
+            op_id,
+            OperationType.CONTEXT,
+            sub_type,
+            name,
+            OperationAction.SUCCEED,
             payload=payload,
             context_options=options,
         )

@@ -110,6 +110,9 @@ class ExecutionState:
     ) -> None:
         self.durable_execution_arn = durable_execution_arn
         self._client = client
+        # A client may ask to hear of every operation the handler asks for
+        # (the replay checker does), through ``observe_lookup``.
+        self._observer = getattr(client, "observe_lookup", None)
         self._lock = threading.RLock()
         self._token = checkpoint_token
         self._operations: dict[str, Operation] = {op.id: op for op in operations}
@@ -160,26 +163,42 @@ class ExecutionState:
                 sub-type or name than the handler now asks for.
         """
         if self.nondeterminism is not None:
+            self._observe(operation_id, type, sub_type, name, False)
             raise self.nondeterminism
         with self._lock:
             operation = self._operations.get(operation_id)
         if operation is None:
+            self._observe(operation_id, type, sub_type, name, False)
             return None
         if (
             operation.type != type
             or (operation.sub_type or None) != sub_type
             or operation.name != name
         ):
+            recorded = _describe(operation.type, operation.sub_type, operation.name)
             error = NonDeterministicExecutionError(
                 f"replay mismatch at operation {operation_id}: the execution "
-                f"recorded {_describe(operation.type, operation.sub_type, operation.name)}"
+                f"recorded {recorded}"
                 f" but the handler now asks for "
                 f"{_describe(type, sub_type, name)}; the handler's code or "
                 "its decisions changed since the execution started"
             )
             self.nondeterminism = error
+            self._observe(operation_id, type, sub_type, name, True)
             raise error
+        self._observe(operation_id, type, sub_type, name, False)
         return operation
+
+    def _observe(
+        self,
+        operation_id: str,
+        type: OperationType,
+        sub_type: str,
+        name: str | None,
+        mismatch: bool,
+    ) -> None:
+        if self._observer is not None:
+            self._observer(operation_id, type, sub_type, name, mismatch=mismatch)
 
     # -- writing -------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterator, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import attrs
 
@@ -98,7 +98,8 @@ class BatchResult(Generic[T]):
 
     def get_results(self) -> list[T]:
         """Results of the succeeded branches, in branch order."""
-        return [i.result for i in self.all if i.status is BatchItemStatus.SUCCEEDED]  # type: ignore[misc]
+        succeeded = BatchItemStatus.SUCCEEDED
+        return [cast(T, i.result) for i in self.all if i.status is succeeded]
 
     def get_errors(self) -> list[OperationError]:
         """Errors of the failed branches, in branch order."""

@@ -23,7 +23,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar
 
 from ._concurrency import Unit, run_batch
 from ._logger import WORKFLOW_LOGGER_NAME, DurableLogger
@@ -346,6 +346,20 @@ class DurableContext:
         if self._scope is not None and self._scope.is_cancelled():
             raise BranchCancelled()
 
+    def _claim(
+        self, type: OperationType, sub_type: str, name: str | None
+    ) -> tuple[str, Operation | None]:
+        """Take the next operation id; return it with its record, if any.
+
+        Raises:
+            BranchCancelled: this context's batch was decided.
+            NonDeterministicExecutionError: the record is of another
+                operation than the one asked for.
+        """
+        self._check_cancelled()
+        _, op_id = self._next_ids()
+        return op_id, self._state.get_checked(op_id, type, sub_type, name)
+
     def _serdes_context(self, op_id: str, name: str | None) -> SerDesContext:
         return SerDesContext(op_id, self._state.durable_execution_arn, name)
 
@@ -387,11 +401,7 @@ class DurableContext:
         elif not isinstance(config, StepConfig):
             raise ValidationError(f"config must be a StepConfig (got {config!r})")
         name = _check_name(name) if name is not None else _default_name(func)
-        self._check_cancelled()
-        _, op_id = self._next_ids()
-        operation = self._state.get_checked(
-            op_id, OperationType.STEP, OperationSubType.STEP, name
-        )
+        op_id, operation = self._claim(OperationType.STEP, OperationSubType.STEP, name)
         serdes = config.serdes or serdes_for(
             None, config.result_type or return_type_of(func)
         )
@@ -405,7 +415,8 @@ class DurableContext:
             attempts_done = (details.attempt if details else None) or 0
             status = operation.status
             if status is OperationStatus.SUCCEEDED:
-                return deserialize(serdes, operation.result, serdes_context)  # type: ignore[no-any-return]
+                recorded: T = deserialize(serdes, operation.result, serdes_context)
+                return recorded
             if status is OperationStatus.FAILED:
                 raise StepError.from_error_object(operation.error)
             if status is OperationStatus.PENDING:
@@ -422,7 +433,7 @@ class DurableContext:
                     with self._operation(
                         op_id, OperationType.STEP, OperationSubType.STEP, name
                     ):
-                        return self._step_failed(  # type: ignore[no-any-return]
+                        self._step_failed(
                             op_id, name, config, interrupted, attempts_done + 1
                         )
 
@@ -467,7 +478,7 @@ class DurableContext:
         except (SuspendExecution, NonDeterministicExecutionError):
             raise
         except Exception as error:
-            return self._step_failed(op_id, name, config, error, attempt)  # type: ignore[no-any-return]
+            self._step_failed(op_id, name, config, error, attempt)
 
         # The result must survive its checkpoint; what the caller gets is
         # what a replay would get.
@@ -498,7 +509,9 @@ class DurableContext:
         config: StepConfig,
         error: BaseException,
         attempt: int,
-    ) -> Any:
+    ) -> NoReturn:
+        """Checkpoint a failed attempt as a retry (and suspend) or as the
+        step's failure (and raise it)."""
         decision = config.retry_policy()(error, attempt)
         recorded = error_object_from_exception(error)
         if decision.should_retry:
@@ -567,11 +580,7 @@ class DurableContext:
                 f"duration must be 1 to {MAX_WAIT_SECONDS} seconds (got {seconds} s)"
             )
         name = _check_name(name)
-        self._check_cancelled()
-        _, op_id = self._next_ids()
-        operation = self._state.get_checked(
-            op_id, OperationType.WAIT, OperationSubType.WAIT, name
-        )
+        op_id, operation = self._claim(OperationType.WAIT, OperationSubType.WAIT, name)
         if operation is None:
             with self._operation(
                 op_id, OperationType.WAIT, OperationSubType.WAIT, name
@@ -649,7 +658,8 @@ class DurableContext:
             if operation.status is OperationStatus.SUCCEEDED:
                 details = operation.context_details
                 if not (details and details.replay_children):
-                    return deserialize(serdes, operation.result, serdes_context)  # type: ignore[no-any-return]
+                    recorded: T = deserialize(serdes, operation.result, serdes_context)
+                    return recorded
                 rebuild = True
             elif operation.status is OperationStatus.FAILED:
                 raise ChildContextError.from_error_object(operation.error)
@@ -756,10 +766,8 @@ class DurableContext:
         elif not isinstance(config, CallbackConfig):
             raise ValidationError(f"config must be a CallbackConfig (got {config!r})")
         name = _check_name(name)
-        self._check_cancelled()
-        _, op_id = self._next_ids()
-        operation = self._state.get_checked(
-            op_id, OperationType.CALLBACK, OperationSubType.CALLBACK, name
+        op_id, operation = self._claim(
+            OperationType.CALLBACK, OperationSubType.CALLBACK, name
         )
         if operation is None:
             with self._operation(
@@ -880,13 +888,8 @@ class DurableContext:
         elif not isinstance(config, InvokeConfig):
             raise ValidationError(f"config must be an InvokeConfig (got {config!r})")
         name = _check_name(name)
-        self._check_cancelled()
-        _, op_id = self._next_ids()
-        operation = self._state.get_checked(
-            op_id,
-            OperationType.CHAINED_INVOKE,
-            OperationSubType.CHAINED_INVOKE,
-            name,
+        op_id, operation = self._claim(
+            OperationType.CHAINED_INVOKE, OperationSubType.CHAINED_INVOKE, name
         )
         serdes_context = self._serdes_context(op_id, name)
         if operation is None:
@@ -952,10 +955,8 @@ class DurableContext:
                 f"config must be a WaitForConditionConfig (got {config!r})"
             )
         name = _check_name(name) if name is not None else _default_name(check)
-        self._check_cancelled()
-        _, op_id = self._next_ids()
         sub_type = OperationSubType.WAIT_FOR_CONDITION
-        operation = self._state.get_checked(op_id, OperationType.STEP, sub_type, name)
+        op_id, operation = self._claim(OperationType.STEP, sub_type, name)
         serdes = serdes_for(config.serdes)
         serdes_context = self._serdes_context(op_id, name)
 

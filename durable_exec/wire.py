@@ -338,23 +338,22 @@ _MODELS: tuple[type[Any], ...] = (
 )
 
 for _model in _MODELS:
-    _renames = {
+    # Keyword overrides per attribute, typed loosely: cattrs types its
+    # own keyword parameters, and attribute names share their namespace.
+    _unstructure: dict[str, Any] = {
         field.name: override(rename=_pascal(field.name), omit_if_default=True)
         for field in attrs.fields(_model)
     }
+    _structure: dict[str, Any] = {
+        name: override(rename=_pascal(name)) for name in _unstructure
+    }
     _converter.register_unstructure_hook(
-        _model,
-        make_dict_unstructure_fn(_model, _converter, **_renames),  # type: ignore[arg-type]
+        _model, make_dict_unstructure_fn(_model, _converter, **_unstructure)
     )
     _converter.register_structure_hook(
         _model,
         make_dict_structure_fn(
-            _model,
-            _converter,
-            _cattrs_forbid_extra_keys=False,
-            **{  # type: ignore[arg-type]
-                name: override(rename=_pascal(name)) for name in _renames
-            },
+            _model, _converter, _cattrs_forbid_extra_keys=False, **_structure
         ),
     )
 

@@ -1125,14 +1125,10 @@ class Engine:
     def _heartbeat_seconds(
         self, record: ExecutionRecord, operation: Operation
     ) -> int | None:
-        for event in record.events:
-            if (
-                event.get("Id") == operation.id
-                and event["EventType"] == "CallbackStarted"
-            ):
-                value = event["CallbackStartedDetails"].get("HeartbeatTimeout")
-                return int(value) if value else None
-        return None
+        value = _started_details(record, operation.id, "CallbackStarted").get(
+            "HeartbeatTimeout"
+        )
+        return int(value) if value else None
 
     def _close_callback(
         self,
@@ -1657,14 +1653,9 @@ class Engine:
                 self._stop(child, error, now)
 
     def _chained_target(self, record: ExecutionRecord, op_id: str) -> str | None:
-        for event in record.events:
-            if (
-                event.get("Id") == op_id
-                and event["EventType"] == "ChainedInvokeStarted"
-            ):
-                target = event["ChainedInvokeStartedDetails"].get("DurableExecutionArn")
-                return str(target) if target else None
-        return None
+        details = _started_details(record, op_id, "ChainedInvokeStarted")
+        target = details.get("DurableExecutionArn")
+        return str(target) if target else None
 
     def _finish(
         self,
@@ -1732,6 +1723,17 @@ _TERMINAL_EVENTS = {
     ExecutionStatus.TIMED_OUT: "ExecutionTimedOut",
     ExecutionStatus.STOPPED: "ExecutionStopped",
 }
+
+
+def _started_details(
+    record: ExecutionRecord, op_id: str, event_type: str
+) -> dict[str, Any]:
+    """The details of the event that started operation ``op_id``."""
+    for event in record.events:
+        if event.get("Id") == op_id and event["EventType"] == event_type:
+            details: dict[str, Any] = event[f"{event_type}Details"]
+            return details
+    return {}
 
 
 def _encode_marker(offset: int) -> str:

@@ -41,20 +41,18 @@ Executions that do not talk to a replay client go straight through.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import json
 import logging
 import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from .._state import ExecutionState
-from ..errors import NonDeterministicExecutionError, SuspendExecution
+from ..errors import SuspendExecution
 from ..handler import DurableHandler
 from ..wire import (
     TERMINAL_STATUSES,
@@ -220,8 +218,9 @@ class _ReplayClient:
         self.writes: list[OperationUpdate] = []
         self.outcome_update: OperationUpdate | None = None
 
-    # Called by the wrapped ExecutionState.get_checked, from any thread.
-    def looked_up(
+    # Called by ExecutionState.get_checked, from any thread, for every
+    # operation the handler asks for.
+    def observe_lookup(
         self,
         operation_id: str,
         type: OperationType,
@@ -258,10 +257,11 @@ class _ReplayClient:
             self.writes.extend(others)
         if others:
             first = others[0]
+            what = label(first.type, first.sub_type, first.name)
             raise _ReplayStopped(
                 "replay check: the handler tried to checkpoint "
-                f"{first.action.value} of {label(first.type, first.sub_type, first.name)}"
-                f" (id {first.id}); a replay writes nothing"
+                f"{first.action.value} of {what} (id {first.id}); a replay "
+                "writes nothing"
             )
         return CheckpointResult(None, (), None)
 
@@ -273,54 +273,6 @@ class _ReplayClient:
         max_items: int | None = None,
     ) -> StatePage:
         return StatePage((), None)
-
-
-# -- watching lookups -------------------------------------------------------------
-
-_watch_lock = threading.Lock()
-_watchers = 0
-_original_get_checked: Any = None
-
-
-def _watching_get_checked(
-    self: ExecutionState,
-    operation_id: str,
-    type: OperationType,
-    sub_type: str,
-    name: str | None,
-) -> Operation | None:
-    original = _original_get_checked
-    client = getattr(self, "_client", None)
-    if not isinstance(client, _ReplayClient):
-        return original(self, operation_id, type, sub_type, name)  # type: ignore[no-any-return]
-    earlier = self.nondeterminism
-    try:
-        operation = original(self, operation_id, type, sub_type, name)
-    except NonDeterministicExecutionError:
-        client.looked_up(operation_id, type, sub_type, name, mismatch=earlier is None)
-        raise
-    client.looked_up(operation_id, type, sub_type, name, mismatch=False)
-    return operation  # type: ignore[no-any-return]
-
-
-@contextlib.contextmanager
-def _watching_lookups() -> Iterator[None]:
-    """Wrap ``ExecutionState.get_checked`` while any replay runs."""
-    global _watchers, _original_get_checked
-    with _watch_lock:
-        if _watchers == 0:
-            _original_get_checked = ExecutionState.get_checked
-            ExecutionState.get_checked = _watching_get_checked  # type: ignore[method-assign]
-        _watchers += 1
-    try:
-        yield
-    finally:
-        with _watch_lock:
-            _watchers -= 1
-            if _watchers == 0:
-                # The original stays referenced: a thread of another
-                # execution may still be inside the wrapper.
-                ExecutionState.get_checked = _original_get_checked  # type: ignore[method-assign]
 
 
 # -- replaying --------------------------------------------------------------------
@@ -401,19 +353,18 @@ def _replay(
         len(execution.operations),
     )
     reply: dict[str, Any] | None
-    with _watching_lookups():
-        try:
-            reply = handler.invoke(envelope, None, client=client)
-        except Exception as error:  # noqa: BLE001 - reported as a difference
-            reply = _raised(execution, error)
-            if reply is None:
-                failure = ReplayDifference(
-                    "error",
-                    None,
-                    "an invocation that returns",
-                    f"raised {type(error).__name__}: {error}",
-                )
-                return [failure], client.reached()
+    try:
+        reply = handler.invoke(envelope, None, client=client)
+    except Exception as error:  # noqa: BLE001 - reported as a difference
+        reply = _raised(execution, error)
+        if reply is None:
+            failure = ReplayDifference(
+                "error",
+                None,
+                "an invocation that returns",
+                f"raised {type(error).__name__}: {error}",
+            )
+            return [failure], client.reached()
     return _Judge(execution, client, deep).differences(reply), client.reached()
 
 

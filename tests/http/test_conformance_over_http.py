@@ -24,7 +24,7 @@ from durable_exec.testing.conformance import (
 
 CONFORMANCE = Path(__file__).resolve().parents[1] / "conformance"
 sys.path.insert(0, str(CONFORMANCE))
-from test_conformance import REQUIREMENTS_DIR, SUITES  # noqa: E402
+from test_conformance import REQUIREMENTS_DIR, SUITES
 
 sys.path.remove(str(CONFORMANCE))
 
